@@ -1,0 +1,33 @@
+/* What the scanner and the parser share while one file is parsed. Private to
+ * grammar/. */
+#ifndef TRAINPIPE_PARSE_STATE_H
+#define TRAINPIPE_PARSE_STATE_H
+
+#include "grammar/ast.h"
+#include "interp/diag.h"
+
+struct bracket {
+  char open; /* '{', '(' or '[' */
+  struct span span;
+};
+
+struct parse_state {
+  struct arena *arena;
+  struct source *src;
+  uint32_t file;
+  struct diag_list *diags;
+  struct ast_file *tree;
+  struct item *last_item;
+
+  /* The scanner's position: the next byte to be matched. */
+  uint32_t offset, line, col;
+
+  /* Open brackets, so a syntax error can name what a missing closer closes. */
+  struct bracket *brackets;
+  size_t n_brackets, cap_brackets;
+
+  unsigned syntax_errors;
+  bool stop; /* too many errors: the scanner reports end of input */
+};
+
+#endif

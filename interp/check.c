@@ -1,0 +1,160 @@
+#include "interp/check.h"
+
+#include <string.h>
+
+#include "interp/checker.h"
+#include "interp/suggest.h"
+
+static const char *decl_kind_name(enum item_kind kind) {
+  switch (kind) {
+  case ITEM_MODEL: return "model";
+  case ITEM_DATA: return "data set";
+  case ITEM_STAGE: return "stage";
+  default: return "declaration";
+  }
+}
+
+static bool wanted(enum name_want want, enum item_kind kind) {
+  switch (want) {
+  case WANT_MODEL_OR_STAGE: return kind == ITEM_MODEL || kind == ITEM_STAGE;
+  case WANT_DATA: return kind == ITEM_DATA;
+  case WANT_STAGE: return kind == ITEM_STAGE;
+  }
+  return false;
+}
+
+static const char *want_text(enum name_want want) {
+  switch (want) {
+  case WANT_MODEL_OR_STAGE: return "a model or a stage";
+  case WANT_DATA: return "a data set";
+  case WANT_STAGE: return "a stage";
+  }
+  return "a declaration";
+}
+
+struct decl *check_resolve(struct checker *c, const struct ident *name, enum name_want want) {
+  struct decl *d = symtab_find(&c->symbols, name->text, name->len);
+  if (!d) {
+    if (c->incomplete) return NULL;
+    struct diag *diag = diag_emit(c->diags, E0102, name->span, "undefined name '%.*s'", (int)name->len, name->text);
+    struct suggest s;
+    suggest_begin(&s, name->text, name->len);
+    for (size_t i = 0; i < c->symbols.cap; i++) {
+      const struct item *it = c->symbols.slots[i].item;
+      if (it && wanted(want, it->kind)) suggest_consider(&s, it->name.text, it->name.len);
+    }
+    size_t len;
+    const char *best = suggest_result(&s, &len);
+    if (best) diag_help(c->diags, diag, "did you mean '%.*s'?", (int)len, best);
+    else diag_help(c->diags, diag, "declare it, or import the file that does");
+    return NULL;
+  }
+  d->used = true;
+  if (!wanted(want, d->item->kind)) {
+    struct diag *diag = diag_emit(c->diags, E0104, name->span, "'%.*s' is a %s, not %s", (int)name->len, name->text,
+                                  decl_kind_name(d->item->kind), want_text(want));
+    diag_label(c->diags, diag, d->item->name.span, "declared as a %s here", decl_kind_name(d->item->kind));
+    return NULL;
+  }
+  return d;
+}
+
+static void declare(struct checker *c) {
+  for (size_t f = 0; f < c->prog->n_files; f++) {
+    struct item *pipeline = NULL;
+    for (struct item *it = c->prog->files[f]->items; it; it = it->next) {
+      if (it->kind == ITEM_PIPELINE) {
+        if (pipeline) {
+          struct diag *d = diag_emit(c->diags, E0014, it->span, "the pipeline is named twice");
+          diag_label(c->diags, d, pipeline->span, "first named here");
+        } else {
+          pipeline = it;
+        }
+        continue;
+      }
+      if (it->kind != ITEM_MODEL && it->kind != ITEM_DATA && it->kind != ITEM_STAGE) continue;
+      struct decl *earlier = symtab_add(&c->symbols, it);
+      if (earlier) {
+        struct diag *d = diag_emit(c->diags, E0101, it->name.span, "'%.*s' is declared twice", (int)it->name.len,
+                                   it->name.text);
+        diag_label(c->diags, d, earlier->item->name.span, "first declared here as a %s",
+                   decl_kind_name(earlier->item->kind));
+        diag_help(c->diags, d, "rename one of them; models, data sets and stages share one namespace");
+      }
+    }
+  }
+}
+
+static void check_order(struct checker *c, struct item *it) {
+  for (struct name_list *n = it->order; n; n = n->next) check_resolve(c, &n->name, WANT_STAGE);
+}
+
+/* Assertions name stage metrics (judge.accuracy); they are evaluated at run
+ * time, so here only their names are resolved. */
+static void check_assert_expr(struct checker *c, struct expr *e) {
+  switch (e->kind) {
+  case EXPR_NAME:
+    check_resolve(c, &e->u.name, WANT_STAGE);
+    break;
+  case EXPR_MEMBER:
+    check_assert_expr(c, e->u.member.object);
+    break;
+  case EXPR_UNARY:
+  case EXPR_BINARY:
+    if (e->u.op.lhs) check_assert_expr(c, e->u.op.lhs);
+    check_assert_expr(c, e->u.op.rhs);
+    break;
+  case EXPR_CALL: {
+    struct diag *d = diag_emit(c->diags, E0204, e->u.call.callee.span, "unknown function '%.*s' in an assertion",
+                               (int)e->u.call.callee.len, e->u.call.callee.text);
+    diag_note(c->diags, d, "assertions compare stage metrics, e.g. judge.accuracy >= 0.65");
+    break;
+  }
+  case EXPR_LIST: {
+    diag_emit(c->diags, E0202, e->span, "a list cannot be asserted");
+    break;
+  }
+  default:
+    break;
+  }
+}
+
+static void report_unused(struct checker *c) {
+  if (c->incomplete) return;
+  for (size_t i = 0; i < c->symbols.cap; i++) {
+    const struct decl *d = &c->symbols.slots[i];
+    if (!d->item || d->used || d->item->kind == ITEM_STAGE) continue;
+    if (!program_is_main(c->prog, d->item->name.span.file)) continue;
+    struct diag *diag = diag_emit(c->diags, W0103, d->item->name.span, "%s '%.*s' is never used",
+                                  decl_kind_name(d->item->kind), (int)d->item->name.len, d->item->name.text);
+    diag_help(c->diags, diag, "remove it, or use it in a stage");
+  }
+}
+
+void check_program(struct program *prog) {
+  struct checker c = {.prog = prog, .diags = &prog->diags};
+  key_index_init(&c.keys);
+  symtab_init(&c.symbols);
+
+  for (size_t f = 0; f < prog->n_files; f++) c.incomplete |= prog->files[f]->syntax_errors > 0;
+  declare(&c);
+  for (size_t f = 0; f < prog->n_files; f++) {
+    for (struct item *it = prog->files[f]->items; it; it = it->next) {
+      switch (it->kind) {
+      case ITEM_MODEL: check_model(&c, it); break;
+      case ITEM_DATA: check_data(&c, it); break;
+      case ITEM_STAGE: check_stage(&c, it); break;
+      case ITEM_ORDER: check_order(&c, it); break;
+      case ITEM_ASSERT: check_assert_expr(&c, it->cond); break;
+      case ITEM_PIPELINE:
+      case ITEM_IMPORT: break;
+      }
+    }
+  }
+  report_unused(&c);
+  check_suppressions(&c);
+  diag_sort(c.diags);
+
+  symtab_free(&c.symbols);
+  key_index_free(&c.keys);
+}

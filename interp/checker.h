@@ -1,0 +1,30 @@
+/* State shared by the checker's passes (check.c, check_values.c,
+ * suppress.c). Private to interp/. */
+#ifndef TRAINPIPE_CHECKER_H
+#define TRAINPIPE_CHECKER_H
+
+#include "interp/keys.h"
+#include "interp/program.h"
+#include "interp/symbols.h"
+
+struct checker {
+  struct program *prog;
+  struct diag_list *diags;
+  struct key_index keys;
+  struct symtab symbols;
+  bool incomplete; /* a syntax error may have lost declarations */
+};
+
+/* What a name in a given position may refer to. */
+enum name_want { WANT_MODEL_OR_STAGE, WANT_DATA, WANT_STAGE };
+
+/* Resolves a reference, marks the declaration used, and reports undefined
+ * names and names of the wrong kind. NULL when it does not resolve. */
+struct decl *check_resolve(struct checker *c, const struct ident *name, enum name_want want);
+
+void check_model(struct checker *c, struct item *item);
+void check_data(struct checker *c, struct item *item);
+void check_stage(struct checker *c, struct item *item);
+void check_suppressions(struct checker *c);
+
+#endif

@@ -1,0 +1,187 @@
+#include "interp/cli.h"
+
+#include <string.h>
+
+#include "config.h"
+#include "interp/check.h"
+#include "interp/render.h"
+
+#ifdef HAVE_CUDA
+#include "gpu/device.h"
+#endif
+
+static const char usage_text[] =
+    "usage: trainpipe <command> [options] [arguments]\n"
+    "\n"
+    "commands:\n"
+    "  check FILE...    check pipelines and report every problem found\n"
+    "  help [COMMAND]   show help for trainpipe or for a command\n"
+    "  version          show the version and the backends built in\n"
+    "\n"
+    "Run 'trainpipe help check' for the options of a command; 'man trainpipe'\n"
+    "and 'man trainpipe.pipe' describe the tool and the language.\n";
+
+static const char check_usage[] =
+    "usage: trainpipe check [options] FILE...\n"
+    "\n"
+    "Parses each pipeline with its imports, resolves names and validates every\n"
+    "key and value, and reports what it finds.\n"
+    "\n"
+    "options:\n"
+    "  --format=FORMAT  text (default), gcc (file:line:col: severity: message [CODE])\n"
+    "                   or json (one document for all files)\n"
+    "  --color=WHEN     auto (default: on a terminal, unless NO_COLOR is set),\n"
+    "                   always or never\n"
+    "  --werror         exit 1 on warnings as well as errors\n"
+    "  -h, --help       show this help\n"
+    "\n"
+    "exit status: 0 no errors, 1 errors (or warnings with --werror),\n"
+    "2 usage errors or a file that cannot be read as UTF-8 text.\n";
+
+struct check_options {
+  enum render_format format;
+  int color; /* -1 auto, 0 never, 1 always */
+  bool werror;
+};
+
+/* Accepts "--name=value" and "--name value"; returns the value or NULL. */
+static const char *option_value(const char *name, int argc, char **argv, int *i) {
+  size_t n = strlen(name);
+  const char *a = argv[*i];
+  if (strncmp(a, name, n) != 0) return NULL;
+  if (a[n] == '=') return a + n + 1;
+  if (a[n] == '\0' && *i + 1 < argc) return argv[++*i];
+  return NULL;
+}
+
+static int usage_error(FILE *err, const char *fmt, const char *arg) {
+  fprintf(err, "trainpipe: ");
+  fprintf(err, fmt, arg);
+  fprintf(err, "\nTry 'trainpipe help' for usage.\n");
+  return EXIT_USAGE;
+}
+
+static void print_summary(FILE *out, struct program *prog, const char *path) {
+  size_t e = prog->diags.count[SEV_ERROR], w = prog->diags.count[SEV_WARNING], n = prog->diags.count[SEV_NOTE];
+  if (!e && !w && !n) {
+    fprintf(out, "%s: ok\n", path);
+    return;
+  }
+  fprintf(out, "%s: %zu error%s, %zu warning%s", path, e, e == 1 ? "" : "s", w, w == 1 ? "" : "s");
+  if (n) fprintf(out, ", %zu note%s", n, n == 1 ? "" : "s");
+  fputc('\n', out);
+}
+
+static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
+  struct check_options opt = {.format = RENDER_TEXT, .color = -1};
+  /* Options may come before or after the files; "--" ends them. */
+  char **files = xmalloc((size_t)argc * sizeof *files);
+  int n_files = 0;
+  bool options_done = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    if (options_done || a[0] != '-' || a[1] == '\0') {
+      files[n_files++] = argv[i];
+    } else if (strcmp(a, "--") == 0) {
+      options_done = true;
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(check_usage, out);
+      free(files);
+      return EXIT_CLEAN;
+    } else if (strcmp(a, "--werror") == 0) {
+      opt.werror = true;
+    } else if ((v = option_value("--format", argc, argv, &i))) {
+      if (strcmp(v, "text") == 0) opt.format = RENDER_TEXT;
+      else if (strcmp(v, "gcc") == 0) opt.format = RENDER_GCC;
+      else if (strcmp(v, "json") == 0) opt.format = RENDER_JSON;
+      else return free(files), usage_error(err, "unknown format '%s' (expected text, gcc or json)", v);
+    } else if ((v = option_value("--color", argc, argv, &i))) {
+      if (strcmp(v, "auto") == 0) opt.color = -1;
+      else if (strcmp(v, "always") == 0) opt.color = 1;
+      else if (strcmp(v, "never") == 0) opt.color = 0;
+      else return free(files), usage_error(err, "unknown --color value '%s' (expected auto, always or never)", v);
+    } else {
+      return free(files), usage_error(err, "check: unknown option '%s'", a);
+    }
+  }
+  if (n_files == 0) return free(files), usage_error(err, "%s", "check: no pipeline file given");
+
+  bool color = opt.color == 1 || (opt.color == -1 && env->out_is_tty && !env->no_color);
+  json_t *all = opt.format == RENDER_JSON ? json_array() : NULL;
+  int status = EXIT_CLEAN;
+  for (int i = 0; i < n_files; i++) {
+    struct program prog;
+    program_init(&prog, env->stdlib_dir);
+    program_load(&prog, files[i]);
+    if (!prog.main_refused) check_program(&prog);
+    else diag_sort(&prog.diags);
+
+    switch (opt.format) {
+    case RENDER_TEXT:
+      render_text(out, &prog, color);
+      print_summary(out, &prog, files[i]);
+      break;
+    case RENDER_GCC: render_gcc(out, &prog); break;
+    case RENDER_JSON: render_json_append(all, &prog); break;
+    }
+
+    int file_status = EXIT_CLEAN;
+    if (prog.main_refused) file_status = EXIT_USAGE;
+    else if (prog.diags.count[SEV_ERROR] || (opt.werror && prog.diags.count[SEV_WARNING])) file_status = EXIT_FINDINGS;
+    if (file_status > status) status = file_status;
+    program_free(&prog);
+  }
+  free(files);
+  if (all) {
+    json_t *doc = render_json_document(all);
+    json_dumpf(doc, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    fputc('\n', out);
+    json_decref(doc);
+  }
+  if (fflush(out) != 0) {
+    fprintf(err, "trainpipe: cannot write the report\n");
+    return EXIT_USAGE;
+  }
+  return status;
+}
+
+static int cmd_version(FILE *out) {
+  fprintf(out, "trainpipe %s\n", PACKAGE_VERSION);
+#ifdef HAVE_CUDA
+  char info[256];
+  cuda_describe(info, sizeof info);
+  fprintf(out, "backends: cpu, cuda (%s)\n", info);
+#else
+  fprintf(out, "backends: cpu\n");
+#endif
+  return EXIT_CLEAN;
+}
+
+static int cmd_help(int argc, char **argv, FILE *out, FILE *err) {
+  if (argc < 2) {
+    fputs(usage_text, out);
+    return EXIT_CLEAN;
+  }
+  if (strcmp(argv[1], "check") == 0) {
+    fputs(check_usage, out);
+    return EXIT_CLEAN;
+  }
+  if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "version") == 0) {
+    fputs(usage_text, out);
+    return EXIT_CLEAN;
+  }
+  return usage_error(err, "help: unknown command '%s'", argv[1]);
+}
+
+int cli_main(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
+  if (argc < 2) {
+    fputs(usage_text, err);
+    return EXIT_USAGE;
+  }
+  const char *cmd = argv[1];
+  if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1, out, err, env);
+  if (strcmp(cmd, "help") == 0) return cmd_help(argc - 1, argv + 1, out, err);
+  if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) return cmd_help(1, argv + 1, out, err);
+  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) return cmd_version(out);
+  return usage_error(err, "unknown command '%s'", cmd);
+}

@@ -1,0 +1,259 @@
+#include "interp/render.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define RESET "\033[0m"
+#define BOLD "\033[1m"
+#define BLUE "\033[1;34m"
+
+static const char *severity_color(enum severity sev) {
+  switch (sev) {
+  case SEV_ERROR: return "\033[1;31m";
+  case SEV_WARNING: return "\033[1;33m";
+  case SEV_NOTE: return "\033[1;36m";
+  }
+  return "";
+}
+
+struct style {
+  bool on;
+};
+
+static const char *sty(const struct style *s, const char *code) { return s->on ? code : ""; }
+
+static struct source *source_of(struct program *prog, struct span span) { return prog->sources.items[span.file]; }
+
+/* Prints source text as it would appear in a terminal: tabs become four
+ * spaces, control characters and invalid bytes a replacement mark. Returns
+ * the number of columns written. */
+static size_t put_source_text(FILE *out, const char *text, size_t len) {
+  size_t cols = 0;
+  const unsigned char *p = (const unsigned char *)text;
+  for (size_t i = 0; i < len;) {
+    if (p[i] == '\t') {
+      fputs("    ", out);
+      cols += 4;
+      i++;
+      continue;
+    }
+    size_t n = utf8_sequence_length(p + i, len - i);
+    if (n == 0 || p[i] < 0x20 || p[i] == 0x7F) {
+      fputs("\xEF\xBF\xBD", out);
+      n = n ? n : 1;
+    } else {
+      fwrite(p + i, 1, n, out);
+    }
+    cols++;
+    i += n;
+  }
+  return cols;
+}
+
+/* Display columns of text[0..len), counted as put_source_text prints them. */
+static size_t display_width(const char *text, size_t len) {
+  size_t cols = 0;
+  const unsigned char *p = (const unsigned char *)text;
+  for (size_t i = 0; i < len;) {
+    if (p[i] == '\t') {
+      cols += 4;
+      i++;
+      continue;
+    }
+    size_t n = utf8_sequence_length(p + i, len - i);
+    cols++;
+    i += n ? n : 1;
+  }
+  return cols;
+}
+
+struct mark {
+  struct span span;
+  const char *text; /* NULL for the primary span */
+};
+
+static int digits(uint32_t n) {
+  int d = 1;
+  while (n >= 10) n /= 10, d++;
+  return d;
+}
+
+static void put_repeat(FILE *out, char c, size_t n) {
+  for (size_t i = 0; i < n; i++) fputc(c, out);
+}
+
+/* One source line with the underlines of the marks that start on it. */
+static void put_snippet_line(FILE *out, struct program *prog, const struct style *st, const char *color,
+                             struct mark *marks, size_t n_marks, uint32_t file, uint32_t line, int gutter) {
+  struct source *src = prog->sources.items[file];
+  size_t len;
+  const char *text = source_line(src, line, &len);
+  fprintf(out, "%s%*u |%s ", sty(st, BLUE), gutter, line, sty(st, RESET));
+  put_source_text(out, text, len);
+  fputc('\n', out);
+  fprintf(out, "%s%*s |%s ", sty(st, BLUE), gutter, "", sty(st, RESET));
+  size_t col = 0;
+  const char *label = NULL;
+  const char *line_start = text;
+  uint32_t line_offset = (uint32_t)(text - src->text);
+  for (size_t i = 0; i < n_marks; i++) {
+    struct mark *m = &marks[i];
+    if (m->span.file != file || m->span.line != line) continue;
+    size_t from = m->span.start - line_offset;
+    size_t to = m->span.end > line_offset + len ? len : m->span.end - line_offset;
+    if (from > len) from = len;
+    size_t start_col = display_width(line_start, from);
+    size_t width = to > from ? display_width(line_start + from, to - from) : 1;
+    if (start_col < col) continue; /* overlapping marks: the first one wins */
+    put_repeat(out, ' ', start_col - col);
+    fputs(sty(st, m->text ? BLUE : color), out);
+    put_repeat(out, m->text ? '-' : '^', width);
+    fputs(sty(st, RESET), out);
+    col = start_col + width;
+    if (m->text) label = m->text;
+  }
+  if (label) fprintf(out, " %s%s%s", sty(st, BLUE), label, sty(st, RESET));
+  fputc('\n', out);
+}
+
+static int compare_marks(const void *a, const void *b) {
+  const struct mark *x = a, *y = b;
+  if (x->span.line != y->span.line) return x->span.line < y->span.line ? -1 : 1;
+  return x->span.start < y->span.start ? -1 : x->span.start > y->span.start;
+}
+
+static void render_one(FILE *out, struct program *prog, const struct diag *d, const struct style *st) {
+  const struct diag_info *info = diag_info(d->code);
+  const char *color = severity_color(d->severity);
+  fprintf(out, "%s%s[%s]%s%s: %s%s\n", sty(st, color), severity_name(d->severity), info->code, sty(st, RESET),
+          sty(st, BOLD), d->message, sty(st, RESET));
+  struct source *src = source_of(prog, d->span);
+  if (d->span.line == 0) { /* the file as a whole */
+    fprintf(out, "  %s-->%s %s\n", sty(st, BLUE), sty(st, RESET), src->path);
+  } else {
+    size_t n = 1;
+    for (struct diag_label *l = d->labels; l; l = l->next) n++;
+    struct mark *marks = xmalloc(n * sizeof *marks);
+    marks[0] = (struct mark){d->span, NULL};
+    size_t k = 1;
+    uint32_t max_line = d->span.line;
+    for (struct diag_label *l = d->labels; l; l = l->next) {
+      marks[k++] = (struct mark){l->span, l->text};
+      if (l->span.line > max_line) max_line = l->span.line;
+    }
+    int gutter = digits(max_line);
+    fprintf(out, "%*s%s-->%s %s:%u:%u\n", gutter, "", sty(st, BLUE), sty(st, RESET), src->path, d->span.line,
+            d->span.col);
+    fprintf(out, "%s%*s |%s\n", sty(st, BLUE), gutter, "", sty(st, RESET));
+    /* Lines of the primary file first, in order; then each other file. */
+    qsort(marks, n, sizeof *marks, compare_marks);
+    uint32_t last_line = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (marks[i].span.file != d->span.file || marks[i].span.line == last_line) continue;
+      if (last_line && marks[i].span.line > last_line + 1)
+        fprintf(out, "%s%*s...%s\n", sty(st, BLUE), gutter > 1 ? gutter - 1 : 0, "", sty(st, RESET));
+      put_snippet_line(out, prog, st, color, marks, n, d->span.file, marks[i].span.line, gutter);
+      last_line = marks[i].span.line;
+    }
+    for (size_t i = 0; i < n; i++) {
+      if (marks[i].span.file == d->span.file) continue;
+      struct source *other = source_of(prog, marks[i].span);
+      fprintf(out, "%*s%s:::%s %s:%u:%u\n", gutter, "", sty(st, BLUE), sty(st, RESET), other->path,
+              marks[i].span.line, marks[i].span.col);
+      put_snippet_line(out, prog, st, color, &marks[i], 1, marks[i].span.file, marks[i].span.line, gutter);
+    }
+    free(marks);
+    if (d->notes || d->help) fprintf(out, "%s%*s |%s\n", sty(st, BLUE), gutter, "", sty(st, RESET));
+  }
+  for (struct diag_line *n = d->notes; n; n = n->next)
+    fprintf(out, "   %s=%s %snote:%s %s\n", sty(st, BLUE), sty(st, RESET), sty(st, BOLD), sty(st, RESET), n->text);
+  if (d->help)
+    fprintf(out, "   %s=%s %shelp:%s %s\n", sty(st, BLUE), sty(st, RESET), sty(st, BOLD), sty(st, RESET), d->help);
+  fputc('\n', out);
+}
+
+void render_text(FILE *out, struct program *prog, bool color) {
+  struct style st = {color};
+  for (const struct diag *d = prog->diags.head; d; d = d->next) render_one(out, prog, d, &st);
+}
+
+void render_gcc(FILE *out, struct program *prog) {
+  for (const struct diag *d = prog->diags.head; d; d = d->next) {
+    struct source *src = source_of(prog, d->span);
+    if (d->span.line == 0) fprintf(out, "%s: ", src->path);
+    else fprintf(out, "%s:%u:%u: ", src->path, d->span.line, d->span.col);
+    fprintf(out, "%s: %s [%s]\n", severity_name(d->severity), d->message, diag_info(d->code)->code);
+  }
+}
+
+/* JSON strings must be UTF-8; paths and messages are made valid by
+ * replacing stray bytes, never by dropping a field. */
+static json_t *jstr(const char *text) {
+  size_t len = strlen(text);
+  const unsigned char *p = (const unsigned char *)text;
+  size_t i = 0;
+  while (i < len) {
+    size_t n = utf8_sequence_length(p + i, len - i);
+    if (n == 0) break;
+    i += n;
+  }
+  if (i == len) return json_stringn(text, len);
+  char *buf = xmalloc(len * 3 + 1), *o = buf;
+  for (i = 0; i < len;) {
+    size_t n = utf8_sequence_length(p + i, len - i);
+    if (n == 0) {
+      memcpy(o, "\xEF\xBF\xBD", 3);
+      o += 3;
+      i++;
+    } else {
+      memcpy(o, p + i, n);
+      o += n;
+      i += n;
+    }
+  }
+  json_t *j = json_stringn(buf, (size_t)(o - buf));
+  free(buf);
+  return j;
+}
+
+static json_t *json_position(uint32_t offset, uint32_t line, uint32_t col) {
+  return json_pack("{s:I, s:I, s:I}", "offset", (json_int_t)offset, "line", (json_int_t)line, "column",
+                   (json_int_t)col);
+}
+
+static json_t *json_span(struct program *prog, struct span span) {
+  struct source *src = source_of(prog, span);
+  if (span.line == 0) return json_pack("{s:o, s:n, s:n}", "file", jstr(src->path), "start", "end");
+  uint32_t end_line, end_col;
+  source_position(src, span.end, &end_line, &end_col);
+  return json_pack("{s:o, s:o, s:o}", "file", jstr(src->path), "start", json_position(span.start, span.line, span.col),
+                   "end", json_position(span.end, end_line, end_col));
+}
+
+void render_json_append(json_t *array, struct program *prog) {
+  for (const struct diag *d = prog->diags.head; d; d = d->next) {
+    const struct diag_info *info = diag_info(d->code);
+    json_t *labels = json_array(), *notes = json_array();
+    for (struct diag_label *l = d->labels; l; l = l->next)
+      json_array_append_new(labels, json_pack("{s:o, s:o}", "span", json_span(prog, l->span), "message", jstr(l->text)));
+    for (struct diag_line *n = d->notes; n; n = n->next) json_array_append_new(notes, jstr(n->text));
+    json_t *obj = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "code", info->code, "severity",
+                            severity_name(d->severity), "name", info->name, "message", jstr(d->message), "span",
+                            json_span(prog, d->span), "labels", labels, "notes", notes);
+    json_object_set_new(obj, "help", d->help ? jstr(d->help) : json_null());
+    json_array_append_new(array, obj);
+  }
+}
+
+json_t *render_json_document(json_t *diagnostics) {
+  size_t count[3] = {0};
+  size_t i;
+  json_t *d;
+  json_array_foreach(diagnostics, i, d) {
+    const char *sev = json_string_value(json_object_get(d, "severity"));
+    count[strcmp(sev, "error") == 0 ? SEV_ERROR : strcmp(sev, "warning") == 0 ? SEV_WARNING : SEV_NOTE]++;
+  }
+  return json_pack("{s:i, s:o, s:{s:I, s:I, s:I}}", "version", RENDER_JSON_VERSION, "diagnostics", diagnostics,
+                   "summary", "errors", (json_int_t)count[SEV_ERROR], "warnings", (json_int_t)count[SEV_WARNING],
+                   "notes", (json_int_t)count[SEV_NOTE]);
+}

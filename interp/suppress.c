@@ -1,0 +1,86 @@
+/* Suppression comments: `# trainpipe: allow W0103 -- reason` silences the
+ * named warnings and notes in the declaration that follows the comment.
+ * Several codes may be given, separated by commas or spaces; short names
+ * (unused-name) work as well as codes. Errors cannot be silenced: a pipeline
+ * with an error does not run, whatever a comment says. */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp/checker.h"
+
+struct allow {
+  uint32_t file, start, end; /* the declaration it covers */
+  enum diag_code code;
+};
+
+struct allows {
+  struct allow *v;
+  size_t n, cap;
+};
+
+static const char *skip_space(const char *p, const char *end) {
+  while (p < end && (*p == ' ' || *p == '\t')) p++;
+  return p;
+}
+
+
+static void parse_comment(struct checker *c, const struct ast_file *tree, const struct comment *cm,
+                          const struct item **next, struct allows *out) {
+  static const char prefix[] = "trainpipe:";
+  const char *p = skip_space(cm->text, cm->text + cm->len), *end = cm->text + cm->len;
+  if ((size_t)(end - p) < sizeof prefix - 1 || memcmp(p, prefix, sizeof prefix - 1) != 0) return;
+  p = skip_space(p + sizeof prefix - 1, end);
+  if (end - p < 5 || memcmp(p, "allow", 5) != 0) return;
+  p += 5;
+  /* Items and comments are both in source order, so the search resumes. */
+  while (*next && (*next)->span.start < cm->span.start) *next = (*next)->next;
+  const struct item *target = *next;
+  for (;;) {
+    while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) p++;
+    if (p >= end || (end - p >= 2 && p[0] == '-' && p[1] == '-')) break;
+    const char *word = p;
+    while (p < end && (isalnum((unsigned char)*p) || *p == '-' || *p == '_')) p++;
+    if (p == word) break;
+    struct span at = cm->span;
+    at.start = (uint32_t)(cm->span.start + 1 + (word - cm->text));
+    at.end = at.start + (uint32_t)(p - word);
+    at.col = cm->span.col + 1;
+    for (const char *q = cm->text; q < word; q++) at.col += utf8_starts_char((unsigned char)*q);
+    enum diag_code code;
+    if (!diag_lookup(word, (size_t)(p - word), &code)) {
+      diag_emit(c->diags, W0015, at, "unknown diagnostic code '%.*s'", (int)(p - word), word);
+      continue;
+    }
+    if (diag_info(code)->level == SEV_ERROR) {
+      struct diag *d = diag_emit(c->diags, W0015, at, "%s is an error and cannot be suppressed", diag_info(code)->code);
+      diag_note(c->diags, d, "a pipeline with errors does not run; fix the cause instead");
+      continue;
+    }
+    if (!target) continue;
+    out->v = xgrow(out->v, &out->cap, out->n + 1, sizeof *out->v);
+    out->v[out->n++] = (struct allow){tree->file, target->span.start, target->span.end, code};
+  }
+}
+
+static bool suppressed(const struct diag *d, void *ctx) {
+  const struct allows *a = ctx;
+  if (d->severity == SEV_ERROR) return false;
+  for (size_t i = 0; i < a->n; i++)
+    if (a->v[i].code == d->code && a->v[i].file == d->span.file && d->span.start >= a->v[i].start &&
+        d->span.start < a->v[i].end)
+      return true;
+  return false;
+}
+
+void check_suppressions(struct checker *c) {
+  struct allows allows = {0};
+  for (size_t f = 0; f < c->prog->n_files; f++) {
+    const struct ast_file *tree = c->prog->files[f];
+    const struct source *src = c->prog->sources.items[tree->file];
+    const struct item *next = tree->items;
+    for (size_t i = 0; i < src->n_comments; i++) parse_comment(c, tree, &src->comments[i], &next, &allows);
+  }
+  if (allows.n) diag_filter(c->diags, suppressed, &allows);
+  free(allows.v);
+}

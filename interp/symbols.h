@@ -1,0 +1,25 @@
+/* The declarations of a program by name: models, data sets and stages share
+ * one namespace across the main file and its imports. */
+#ifndef TRAINPIPE_SYMBOLS_H
+#define TRAINPIPE_SYMBOLS_H
+
+#include "grammar/ast.h"
+
+struct decl {
+  struct item *item; /* ITEM_MODEL, ITEM_DATA or ITEM_STAGE */
+  bool used;
+};
+
+struct symtab {
+  struct decl *slots; /* open addressing; item == NULL is empty */
+  size_t cap, n;
+};
+
+void symtab_init(struct symtab *tab);
+void symtab_free(struct symtab *tab);
+struct decl *symtab_find(const struct symtab *tab, const char *name, size_t len);
+/* Adds item under its name; returns the earlier declaration if the name is
+ * taken (and adds nothing). */
+struct decl *symtab_add(struct symtab *tab, struct item *item);
+
+#endif
