@@ -1,0 +1,32 @@
+/* Unit test suites (Check), one per front-end concern, and the fixtures
+ * they share. */
+#ifndef TRAINPIPE_TEST_SUITES_H
+#define TRAINPIPE_TEST_SUITES_H
+
+#include <check.h>
+
+#include "grammar/parse.h"
+#include "interp/program.h"
+
+Suite *lexer_suite(void);
+Suite *parser_suite(void);
+Suite *keys_suite(void);
+Suite *suggest_suite(void);
+Suite *render_suite(void);
+
+/* A text parsed on its own, without imports or checks. */
+struct parsed {
+  struct arena arena;
+  struct source_set sources;
+  struct diag_list diags;
+  struct ast_file *tree;
+};
+
+void parse_text(struct parsed *p, const char *text);
+void parsed_free(struct parsed *p);
+
+/* A text written to a temporary file, loaded and checked as `check` does. */
+void check_text(struct program *prog, const char *text);
+void checked_free(struct program *prog);
+
+#endif
