@@ -376,7 +376,10 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, stru
   char found[160];
   const char *text = ps->src->text + loc->start;
   int tlen = (int)(loc->end - loc->start);
-  if (tlen > 40) tlen = 40;
+  if (tlen > 40) { /* cut long tokens at a character boundary */
+    tlen = 40;
+    while (tlen > 0 && !utf8_starts_char((unsigned char)text[tlen])) tlen--;
+  }
   if (got == YYSYMBOL_YYEOF) snprintf(found, sizeof found, "end of file");
   else if (got == YYSYMBOL_IDENT) snprintf(found, sizeof found, "identifier '%.*s'", tlen, text);
   else if (got == YYSYMBOL_NUMBER || got == YYSYMBOL_PERCENT) snprintf(found, sizeof found, "number %.*s", tlen, text);

@@ -136,6 +136,7 @@ void check_program(struct program *prog) {
   key_index_init(&c.keys);
   symtab_init(&c.symbols);
 
+  c.incomplete = prog->import_failed;
   for (size_t f = 0; f < prog->n_files; f++) c.incomplete |= prog->files[f]->syntax_errors > 0;
   declare(&c);
   for (size_t f = 0; f < prog->n_files; f++) {

@@ -12,7 +12,7 @@ struct checker {
   struct diag_list *diags;
   struct key_index keys;
   struct symtab symbols;
-  bool incomplete; /* a syntax error may have lost declarations */
+  bool incomplete; /* a syntax error or a failed import may have lost declarations */
 };
 
 /* What a name in a given position may refer to. */

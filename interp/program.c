@@ -44,7 +44,10 @@ static bool accept_source(struct program *prog, struct source_result r, const ch
   case SOURCE_UNREADABLE:
     d = diag_emit(&prog->diags, E0010, import ? *import : whole_file(r.id), "cannot read '%s': %s", path,
                   strerror(r.error));
-    if (import) diag_help(&prog->diags, d, "import paths are relative to the importing file; \"std/NAME.pipe\" names the standard library");
+    if (import && prog->stdlib_dir && strncmp(path, prog->stdlib_dir, strlen(prog->stdlib_dir)) == 0)
+      diag_help(&prog->diags, d, "\"std/NAME.pipe\" names a file of the standard library in %s; TRAINPIPE_STDLIB chooses another folder", prog->stdlib_dir);
+    else if (import)
+      diag_help(&prog->diags, d, "import paths are relative to the importing file; \"std/NAME.pipe\" names the standard library");
     return false;
   case SOURCE_TOO_LARGE:
     diag_emit(&prog->diags, E0010, import ? *import : whole_file(r.id), "cannot read '%s': larger than 1 GiB", path);
@@ -137,6 +140,7 @@ static void load_file(struct program *prog, const char *path, const struct span 
 
   if (!accept_source(prog, r, path, import)) {
     if (!import) prog->main_refused = true;
+    prog->import_failed = true;
     return;
   }
   struct ast_file *tree = parse_file(&prog->sources, r.id, &prog->arena, &prog->diags);

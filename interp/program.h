@@ -15,7 +15,8 @@ struct program {
   struct ast_file **files; /* in load order; the main file first */
   size_t n_files, cap_files;
   const char *stdlib_dir;
-  bool main_refused; /* the main file could not be read as text */
+  bool main_refused;  /* the main file could not be read as text */
+  bool import_failed; /* a file's declarations are missing */
 
   /* identities (real paths) of the files loaded and of the import chain */
   char **loaded;
