@@ -47,6 +47,7 @@ struct expr {
     struct {
       double value;
       bool integer; /* written without a fraction or exponent, or scaled to a whole value */
+      bool invalid; /* already reported by the scanner; checks skip it */
     } number;
     struct {
       const char *text; /* decoded, NUL-terminated, in the arena */

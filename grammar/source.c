@@ -91,7 +91,9 @@ struct source_result source_add(struct source_set *set, const char *path, const 
 
 struct source_result source_read(struct source_set *set, const char *path) {
   struct source_result r = {.status = SOURCE_UNREADABLE};
-  FILE *f = fopen(path, "rb");
+  bool from_stdin = strcmp(path, "-") == 0;
+  if (from_stdin) path = "<stdin>";
+  FILE *f = from_stdin ? stdin : fopen(path, "rb");
   if (!f) {
     r.error = errno;
     r.id = add_entry(set, path, terminated_copy("", 0), 0);
@@ -104,7 +106,7 @@ struct source_result source_read(struct source_set *set, const char *path) {
     size_t got = fread(buf + len, 1, cap - len - 2, f);
     len += got;
     if (len > SOURCE_MAX_BYTES) {
-      fclose(f);
+      if (!from_stdin) fclose(f);
       free(buf);
       r.status = SOURCE_TOO_LARGE;
       r.id = add_entry(set, path, terminated_copy("", 0), 0);
@@ -114,12 +116,12 @@ struct source_result source_read(struct source_set *set, const char *path) {
   }
   if (ferror(f)) {
     r.error = errno ? errno : EIO;
-    fclose(f);
+    if (!from_stdin) fclose(f);
     free(buf);
     r.id = add_entry(set, path, terminated_copy("", 0), 0);
     return r;
   }
-  fclose(f);
+  if (!from_stdin) fclose(f);
   buf[len] = buf[len + 1] = '\0';
   r = validate(buf, len);
   r.id = add_entry(set, path, buf, len);

@@ -54,8 +54,9 @@ struct source_result {
   uint32_t offset;    /* of the offending byte */
 };
 
-/* Reads a file into the set. The file is added even when its content is
- * refused, so a diagnostic can point into it. */
+/* Reads a file into the set ("-" is standard input, shown as <stdin>). The
+ * file is added even when its content is refused, so a diagnostic can point
+ * into it. */
 struct source_result source_read(struct source_set *set, const char *path);
 struct source_result source_add(struct source_set *set, const char *path,
                                 const char *text, size_t len);

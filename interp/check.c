@@ -110,10 +110,6 @@ static void check_assert_expr(struct checker *c, struct expr *e) {
     diag_note(c->diags, d, "assertions compare stage metrics, e.g. judge.accuracy >= 0.65");
     break;
   }
-  case EXPR_LIST: {
-    diag_emit(c->diags, E0202, e->span, "a list cannot be asserted");
-    break;
-  }
   default:
     break;
   }

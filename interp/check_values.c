@@ -64,7 +64,7 @@ static void out_of_range(struct checker *c, const struct key_spec *key, const st
   char range[80], found[96];
   key_range_text(key, range, sizeof range);
   describe(c, v, found, sizeof found);
-  struct diag *d = diag_emit(c->diags, E0203, v->span, "'%s' must be in %s, found %s", key->name, range, found);
+  struct diag *d = diag_emit(c->diags, E0203, v->span, "'%s' must be %s, found %s", key->name, range, found);
   diag_note(c->diags, d, "%s: %s", key->name, key->doc);
 }
 
@@ -263,6 +263,7 @@ static void check_number(struct checker *c, const struct key_spec *key, struct e
 }
 
 static void check_value(struct checker *c, const struct key_spec *key, struct expr *v) {
+  if ((v->kind == EXPR_NUMBER || v->kind == EXPR_PERCENT) && v->u.number.invalid) return;
   switch (key->type) {
   case T_INT:
   case T_NUMBER:

@@ -35,8 +35,11 @@ static const char check_usage[] =
     "  --werror         exit 1 on warnings as well as errors\n"
     "  -h, --help       show this help\n"
     "\n"
-    "exit status: 0 no errors, 1 errors (or warnings with --werror),\n"
-    "2 usage errors or a file that cannot be read as UTF-8 text.\n";
+    "A FILE of '-' is read from standard input.\n"
+    "\n"
+    "exit status: 0 no errors, 1 errors (or warnings with --werror), 2 usage\n"
+    "errors or a FILE that cannot be read as UTF-8 text (a bad import is an\n"
+    "error of the importing file: 1).\n";
 
 struct check_options {
   enum render_format format;
@@ -44,14 +47,15 @@ struct check_options {
   bool werror;
 };
 
-/* Accepts "--name=value" and "--name value"; returns the value or NULL. */
+/* Accepts "--name=value" and "--name value"; returns the value, NULL when
+ * the argument is another option, and "" when the value is missing. */
 static const char *option_value(const char *name, int argc, char **argv, int *i) {
   size_t n = strlen(name);
   const char *a = argv[*i];
   if (strncmp(a, name, n) != 0) return NULL;
   if (a[n] == '=') return a + n + 1;
-  if (a[n] == '\0' && *i + 1 < argc) return argv[++*i];
-  return NULL;
+  if (a[n] != '\0') return NULL;
+  return *i + 1 < argc ? argv[++*i] : "";
 }
 
 static int usage_error(FILE *err, const char *fmt, const char *arg) {
@@ -80,7 +84,7 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
   bool options_done = false;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
-    if (options_done || a[0] != '-' || a[1] == '\0') {
+    if (options_done || a[0] != '-' || a[1] == '\0') { /* "-" is standard input */
       files[n_files++] = argv[i];
     } else if (strcmp(a, "--") == 0) {
       options_done = true;
@@ -91,15 +95,17 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
     } else if (strcmp(a, "--werror") == 0) {
       opt.werror = true;
     } else if ((v = option_value("--format", argc, argv, &i))) {
+      if (!*v) return free(files), usage_error(err, "%s", "--format needs a value: text, gcc or json");
       if (strcmp(v, "text") == 0) opt.format = RENDER_TEXT;
       else if (strcmp(v, "gcc") == 0) opt.format = RENDER_GCC;
       else if (strcmp(v, "json") == 0) opt.format = RENDER_JSON;
-      else return free(files), usage_error(err, "unknown format '%s' (expected text, gcc or json)", v);
+      else return free(files), usage_error(err, "--format expects text, gcc or json, not '%s'", v);
     } else if ((v = option_value("--color", argc, argv, &i))) {
+      if (!*v) return free(files), usage_error(err, "%s", "--color needs a value: auto, always or never");
       if (strcmp(v, "auto") == 0) opt.color = -1;
       else if (strcmp(v, "always") == 0) opt.color = 1;
       else if (strcmp(v, "never") == 0) opt.color = 0;
-      else return free(files), usage_error(err, "unknown --color value '%s' (expected auto, always or never)", v);
+      else return free(files), usage_error(err, "--color expects auto, always or never, not '%s'", v);
     } else {
       return free(files), usage_error(err, "check: unknown option '%s'", a);
     }
@@ -119,7 +125,7 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
     switch (opt.format) {
     case RENDER_TEXT:
       render_text(out, &prog, color);
-      print_summary(out, &prog, files[i]);
+      print_summary(out, &prog, prog.sources.items[0]->path);
       break;
     case RENDER_GCC: render_gcc(out, &prog); break;
     case RENDER_JSON: render_json_append(all, &prog); break;

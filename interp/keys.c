@@ -75,16 +75,20 @@ bool key_in_range(const struct key_spec *key, double v) {
 
 static void format_bound(char *buf, size_t size, double v, bool share) {
   if (share) snprintf(buf, size, "%g%%", v * 100);
-  else if (v >= 1e15) snprintf(buf, size, "inf");
   else snprintf(buf, size, "%.10g", v);
 }
 
+/* Keys bounded only below (a max of KEY_UNBOUNDED or more) read as ">= 0". */
 void key_range_text(const struct key_spec *key, char *buf, size_t size) {
   char lo[32], hi[32];
   bool share = key->type == T_SHARE;
   format_bound(lo, sizeof lo, key->min, share);
   format_bound(hi, sizeof hi, key->max, share);
-  snprintf(buf, size, "%c%s, %s%c", key->range == R_OPEN_MIN ? '(' : '[', lo, hi,
+  if (key->max >= KEY_UNBOUNDED) {
+    snprintf(buf, size, "%s %s", key->range == R_OPEN_MIN ? ">" : ">=", lo);
+    return;
+  }
+  snprintf(buf, size, "in %c%s, %s%c", key->range == R_OPEN_MIN ? '(' : '[', lo, hi,
            key->range == R_OPEN_MAX ? ')' : ']');
 }
 

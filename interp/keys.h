@@ -62,7 +62,9 @@ const char *family_name(enum owner_family family);
 const char *value_type_name(enum value_type type);
 bool key_required(const struct key_spec *key);
 bool key_in_range(const struct key_spec *key, double value);
-/* "(0, 10]", "[1, 1024]" */
+/* Large enough to mean "no upper bound" in the table. */
+#define KEY_UNBOUNDED 1e15
+/* "in (0, 10]", "in [1, 1024]", ">= 0" */
 void key_range_text(const struct key_spec *key, char *buf, size_t size);
 /* Whether `text` is one of the key's choices. */
 bool key_choice_ok(const struct key_spec *key, const char *text, size_t len);

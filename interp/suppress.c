@@ -1,5 +1,6 @@
 /* Suppression comments: `# trainpipe: allow W0103 -- reason` silences the
- * named warnings and notes in the declaration that follows the comment.
+ * named warnings and notes in the declaration the comment is in (a trailing
+ * comment, or one inside a block), or else in the declaration after it.
  * Several codes may be given, separated by commas or spaces; short names
  * (unused-name) work as well as codes. Errors cannot be silenced: a pipeline
  * with an error does not run, whatever a comment says. */
@@ -25,16 +26,25 @@ static const char *skip_space(const char *p, const char *end) {
 }
 
 
+static bool ends_before_line(struct checker *c, const struct item *it, uint32_t line) {
+  uint32_t end_line, end_col;
+  source_position(c->prog->sources.items[it->span.file], it->span.end, &end_line, &end_col);
+  return end_line < line;
+}
+
 static void parse_comment(struct checker *c, const struct ast_file *tree, const struct comment *cm,
                           const struct item **next, struct allows *out) {
   static const char prefix[] = "trainpipe:";
   const char *p = skip_space(cm->text, cm->text + cm->len), *end = cm->text + cm->len;
   if ((size_t)(end - p) < sizeof prefix - 1 || memcmp(p, prefix, sizeof prefix - 1) != 0) return;
   p = skip_space(p + sizeof prefix - 1, end);
-  if (end - p < 5 || memcmp(p, "allow", 5) != 0) return;
+  if (end - p < 5 || memcmp(p, "allow", 5) != 0 || (end - p > 5 && p[5] != ' ' && p[5] != '\t')) return;
   p += 5;
-  /* Items and comments are both in source order, so the search resumes. */
-  while (*next && (*next)->span.start < cm->span.start) *next = (*next)->next;
+  /* Items and comments are both in source order, so the search resumes:
+   * the first item that does not end before the comment's line contains
+   * the comment, ends on its line, or follows it. */
+  while (*next && (*next)->span.end <= cm->span.start && ends_before_line(c, *next, cm->span.line))
+    *next = (*next)->next;
   const struct item *target = *next;
   for (;;) {
     while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) p++;

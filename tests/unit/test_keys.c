@@ -95,7 +95,10 @@ START_TEST(lookups) {
   ck_assert_ptr_nonnull(owner_find(FAMILY_ARCH, "gpt2", 4));
   char range[64];
   key_range_text(beta, range, sizeof range);
-  ck_assert_str_eq(range, "(0, 1000]");
+  ck_assert_str_eq(range, "in (0, 1000]");
+  const struct owner_spec *corpus = owner_find(FAMILY_DATA, "corpus", 6);
+  key_range_text(key_find(&index, corpus->id, "min_chars", 9), range, sizeof range);
+  ck_assert_str_eq(range, ">= 0");
   key_index_free(&index);
 }
 END_TEST
