@@ -43,11 +43,11 @@ struct arg {
 struct expr {
   enum expr_kind kind;
   struct span span;
+  bool invalid; /* a literal the scanner already reported; checks skip it */
   union {
     struct {
       double value;
       bool integer; /* written without a fraction or exponent, or scaled to a whole value */
-      bool invalid; /* already reported by the scanner; checks skip it */
     } number;
     struct {
       const char *text; /* decoded, NUL-terminated, in the arena */

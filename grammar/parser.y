@@ -46,6 +46,7 @@ void lex_end(yyscan_t scanner);
 #include "grammar/parse.h"
 
 static void yyerror(YYLTYPE *loc, yyscan_t scanner, struct parse_state *ps, const char *msg);
+#define SYNC(loc) do { if ((loc).start != ps->last_error_at) yyerrok; } while (0)
 static struct expr *new_expr(struct parse_state *ps, enum expr_kind kind, struct span span);
 static struct expr *new_op(struct parse_state *ps, enum expr_op op, struct expr *lhs, struct expr *rhs, struct span span);
 static struct arg *new_arg(struct parse_state *ps, const struct ident *name, struct expr *value, struct span span);
@@ -99,18 +100,30 @@ file:
 ;
 
 item:
-  KW_PIPELINE IDENT       { $$ = new_item(ps, ITEM_PIPELINE, @$, @1); $$->name = $2; }
-| KW_IMPORT STRING        { $$ = new_item(ps, ITEM_IMPORT, @$, @1); $$->path = $2; }
-| KW_MODEL IDENT '=' initializer block_opt
+  sync_pipeline IDENT     { $$ = new_item(ps, ITEM_PIPELINE, @$, @1); $$->name = $2; }
+| sync_import STRING      { $$ = new_item(ps, ITEM_IMPORT, @$, @1); $$->path = $2; }
+| sync_model IDENT '=' initializer block_opt
                           { $$ = new_item(ps, ITEM_MODEL, @$, @1); $$->name = $2; $$->init = $4; $$->block = $5; }
 | KW_DATA IDENT '=' initializer block_opt
                           { $$ = new_item(ps, ITEM_DATA, @$, @1); $$->name = $2; $$->init = $4; $$->block = $5; }
-| KW_STAGE IDENT '=' IDENT '(' IDENT ')' block_opt
+| sync_stage IDENT '=' IDENT '(' IDENT ')' block_opt
                           { $$ = new_item(ps, ITEM_STAGE, @$, @1); $$->name = $2; $$->kind_name = $4; $$->from = $6; $$->block = $8; }
-| KW_ORDER order_chain    { $$ = new_item(ps, ITEM_ORDER, @$, @1); $$->order = $2.head; }
-| KW_ASSERT expr          { $$ = new_item(ps, ITEM_ASSERT, @$, @1); $$->cond = $2; }
+| sync_order order_chain  { $$ = new_item(ps, ITEM_ORDER, @$, @1); $$->order = $2.head; }
+| sync_assert expr        { $$ = new_item(ps, ITEM_ASSERT, @$, @1); $$->cond = $2; }
 | error                   { $$ = NULL; }
 ;
+
+/* A declaration keyword ends error recovery at once, so that an error in
+ * the declaration it starts is reported, however short the previous one
+ * was; unless the keyword is itself the token the error was reported at.
+ * 'data' does not: it is also a key, and an error inside a block would
+ * resume there. */
+sync_pipeline: KW_PIPELINE { SYNC(@1); } ;
+sync_import:   KW_IMPORT   { SYNC(@1); } ;
+sync_model:    KW_MODEL    { SYNC(@1); } ;
+sync_stage:    KW_STAGE    { SYNC(@1); } ;
+sync_order:    KW_ORDER    { SYNC(@1); } ;
+sync_assert:   KW_ASSERT   { SYNC(@1); } ;
 
 initializer:
   IDENT                   { $$ = new_expr(ps, EXPR_NAME, @$); $$->u.name = $1; }
@@ -335,7 +348,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, stru
   for (int i = 0; i < n; i++) {
     fold |= expected[i] == YYSYMBOL_KW_STAGE;
     has_ident |= expected[i] == YYSYMBOL_IDENT;
-    fold_value |= expected[i] == YYSYMBOL_STRING;
+    fold_value |= expected[i] == YYSYMBOL_NUMBER;
   }
   /* Tokens that only start a value are named together as "a value". */
   int keep = 0;
@@ -372,6 +385,7 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, stru
     first = false;
   }
 
+  ps->last_error_at = loc->start;
   yysymbol_kind_t got = yypcontext_token(ctx);
   char found[160];
   const char *text = ps->src->text + loc->start;
@@ -412,6 +426,7 @@ struct ast_file *parse_file(struct source_set *sources, uint32_t file, struct ar
       .offset = 0,
       .line = 1,
       .col = 1,
+      .last_error_at = UINT32_MAX,
   };
   ps.tree = arena_alloc(arena, sizeof *ps.tree);
   ps.tree->file = file;

@@ -59,8 +59,11 @@ struct decl *check_resolve(struct checker *c, const struct ident *name, enum nam
   return d;
 }
 
+/* Imported files are declared first, so that a name the main file declares
+ * again is reported there, where it can be changed, and not in a library. */
 static void declare(struct checker *c) {
-  for (size_t f = 0; f < c->prog->n_files; f++) {
+  for (size_t k = c->prog->n_files; k-- > 0;) {
+    size_t f = k;
     struct item *pipeline = NULL;
     for (struct item *it = c->prog->files[f]->items; it; it = it->next) {
       if (it->kind == ITEM_PIPELINE) {

@@ -62,6 +62,11 @@ static void wrong_type(struct checker *c, const struct key_spec *key, const stru
 
 static void out_of_range(struct checker *c, const struct key_spec *key, const struct expr *v) {
   char range[80], found[96];
+  if (key->max >= KEY_UNBOUNDED && v->kind == EXPR_NUMBER && v->u.number.value > key->max) {
+    describe(c, v, found, sizeof found);
+    diag_emit(c->diags, E0203, v->span, "'%s' is too large: %s is above %g", key->name, found, key->max);
+    return;
+  }
   key_range_text(key, range, sizeof range);
   describe(c, v, found, sizeof found);
   struct diag *d = diag_emit(c->diags, E0203, v->span, "'%s' must be %s, found %s", key->name, range, found);
@@ -74,8 +79,12 @@ static void unknown_function(struct checker *c, const struct ident *callee, enum
                              callee->text);
   struct suggest s;
   suggest_begin(&s, callee->text, callee->len);
-  for (int o = 0; o < OWNER_COUNT; o++)
-    if (owner_spec(o)->family == family) suggest_consider(&s, owner_spec(o)->name, strlen(owner_spec(o)->name));
+  for (int o = 0; o < OWNER_COUNT; o++) {
+    enum owner_family f = owner_spec(o)->family;
+    /* a model is an architecture or a loader */
+    if (f == family || (family == FAMILY_ARCH && f == FAMILY_LOADER))
+      suggest_consider(&s, owner_spec(o)->name, strlen(owner_spec(o)->name));
+  }
   size_t len;
   const char *best = suggest_result(&s, &len);
   if (best) diag_help(c->diags, d, "did you mean '%.*s'?", (int)len, best);
@@ -191,14 +200,37 @@ static void check_call_args(struct checker *c, const struct owner_spec *os, stru
   if (os->positional != T_NONE && positional == 0) {
     struct diag *d = diag_emit(c->diags, E0207, call->span, "%s needs %s", os->name,
                                os->positional == T_PATH ? "a path" : "a model or stage");
-    diag_help(c->diags, d, "write %s(%s)", os->name, os->positional == T_PATH ? "\"FILE\"" : "NAME");
+    diag_help(c->diags, d, "write %s(%s)", os->name,
+              os->positional != T_PATH ? "NAME" : os->family == FAMILY_LOADER ? "\"DIR\"" : "\"FILES\"");
+  }
+}
+
+/* A share in a mix: a percentage, or a fraction of 1. */
+static void check_share(struct checker *c, const struct ident *data, struct expr *v) {
+  if (v->invalid) return;
+  double share;
+  if (v->kind == EXPR_PERCENT) share = v->u.number.value / 100;
+  else if (v->kind == EXPR_NUMBER) share = v->u.number.value;
+  else {
+    char found[96];
+    describe(c, v, found, sizeof found);
+    struct diag *d = diag_emit(c->diags, E0202, v->span, "the share of '%.*s' must be a percentage, found %s",
+                               (int)data->len, data->text, found);
+    diag_help(c->diags, d, "write mix(web = 70%%, code = 30%%)");
+    return;
+  }
+  if (v->kind == EXPR_NUMBER && share > 1 && share <= 100) {
+    struct diag *d = diag_emit(c->diags, E0203, v->span, "the share of '%.*s' is above 1: %.*s", (int)data->len,
+                               data->text, span_len(v->span), span_text(c, v->span));
+    diag_help(c->diags, d, "write it as a percentage: %.*s%%", span_len(v->span), span_text(c, v->span));
+  } else if (share < 0 || share > 1) {
+    diag_emit(c->diags, E0203, v->span, "the share of '%.*s' must be in [0%%, 100%%], found %.*s", (int)data->len,
+              data->text, span_len(v->span), span_text(c, v->span));
   }
 }
 
 /* mix(web = 70%, code = 30%): names of data sets with their shares. */
 static void check_mix(struct checker *c, struct expr *call) {
-  static const struct key_spec share = {0, "share", T_SHARE, 0, 1, R_CLOSED, "", "", "",
-                                        "the share of the mix drawn from this data set"};
   for (struct arg *a = call->u.call.args; a; a = a->next) {
     if (!a->name.text) {
       struct diag *d = diag_emit(c->diags, E0207, a->span, "mix takes data sets with their shares");
@@ -214,7 +246,7 @@ static void check_mix(struct checker *c, struct expr *call) {
       }
     }
     check_resolve(c, &a->name, WANT_DATA);
-    check_value(c, &share, a->value);
+    check_share(c, &a->name, a->value);
   }
   if (!call->u.call.args) diag_emit(c->diags, E0207, call->span, "an empty mix");
 }
@@ -263,7 +295,7 @@ static void check_number(struct checker *c, const struct key_spec *key, struct e
 }
 
 static void check_value(struct checker *c, const struct key_spec *key, struct expr *v) {
-  if ((v->kind == EXPR_NUMBER || v->kind == EXPR_PERCENT) && v->u.number.invalid) return;
+  if (v->invalid) return;
   switch (key->type) {
   case T_INT:
   case T_NUMBER:
@@ -273,11 +305,13 @@ static void check_value(struct checker *c, const struct key_spec *key, struct ex
     if (v->kind == EXPR_PERCENT) {
       if (!key_in_range(key, v->u.number.value / 100)) out_of_range(c, key, v);
     } else if (v->kind == EXPR_NUMBER) {
-      if (!key_in_range(key, v->u.number.value)) {
+      /* A share written as a fraction; above 1 it was meant as a percentage. */
+      if (v->u.number.value > 1 && v->u.number.value <= 100) {
         struct diag *d = diag_emit(c->diags, E0203, v->span, "'%s' is a share, but %.*s is above 1", key->name,
                                    span_len(v->span), span_text(c, v->span));
-        if (v->u.number.value > 1 && v->u.number.value <= 100)
-          diag_help(c->diags, d, "write it as a percentage: %.*s%%", span_len(v->span), span_text(c, v->span));
+        diag_help(c->diags, d, "write it as a percentage: %.*s%%", span_len(v->span), span_text(c, v->span));
+      } else if (!key_in_range(key, v->u.number.value)) {
+        out_of_range(c, key, v);
       }
     } else {
       wrong_type(c, key, v, "write a percentage such as 20%");
@@ -350,6 +384,30 @@ static void check_value(struct checker *c, const struct key_spec *key, struct ex
   }
 }
 
+/* Where a block cannot be checked (its owner is unknown), the names in it
+ * still refer to their declarations: they are not unused. */
+static void mark_used(struct checker *c, const struct expr *v) {
+  switch (v->kind) {
+  case EXPR_NAME: {
+    struct decl *d = symtab_find(&c->symbols, v->u.name.text, v->u.name.len);
+    if (d) d->used = true;
+    break;
+  }
+  case EXPR_CALL:
+  case EXPR_LIST:
+    for (const struct arg *a = v->kind == EXPR_CALL ? v->u.call.args : v->u.list.items; a; a = a->next) {
+      if (a->name.text) {
+        struct decl *d = symtab_find(&c->symbols, a->name.text, a->name.len);
+        if (d) d->used = true;
+      }
+      mark_used(c, a->value);
+    }
+    break;
+  default:
+    break;
+  }
+}
+
 void check_model(struct checker *c, struct item *item) {
   struct expr *init = item->init;
   const struct owner_spec *os = NULL;
@@ -386,14 +444,15 @@ void check_data(struct checker *c, struct item *item) {
   struct expr *init = item->init;
   if (init->kind != EXPR_CALL) {
     struct diag *d = diag_emit(c->diags, E0204, init->span, "a data set needs a kind");
-    diag_help(c->diags, d, "write corpus(\"FILES\"), demonstrations(\"FILE\"), preferences(\"FILE\"), "
-                           "feedback(\"FILE\"), prompts(\"FILE\") or mix(...)");
+    diag_help(c->diags, d, "write corpus(\"FILES\"), demonstrations(\"FILES\"), preferences(\"FILES\"), "
+                           "feedback(\"FILES\"), prompts(\"FILES\") or mix(...)");
     return;
   }
   const struct ident *callee = &init->u.call.callee;
   const struct owner_spec *os = owner_find(FAMILY_DATA, callee->text, callee->len);
   if (!os) {
     unknown_function(c, callee, FAMILY_DATA, NULL);
+    mark_used(c, init);
     return;
   }
   struct seen_keys seen = {.n = 0};
@@ -407,6 +466,7 @@ void check_stage(struct checker *c, struct item *item) {
   check_resolve(c, &item->from, WANT_MODEL_OR_STAGE);
   if (!os) {
     unknown_function(c, &item->kind_name, FAMILY_STAGE, NULL);
+    for (struct entry *e = item->block.entries; e; e = e->next) mark_used(c, e->value);
     return;
   }
   struct seen_keys seen = {.n = 0};

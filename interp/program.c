@@ -87,7 +87,7 @@ static void load_file(struct program *prog, const char *path, const struct span 
 static void load_imports(struct program *prog, struct ast_file *tree) {
   const char *importer = prog->sources.items[tree->file]->path;
   for (struct item *it = tree->items; it; it = it->next) {
-    if (it->kind != ITEM_IMPORT) continue;
+    if (it->kind != ITEM_IMPORT || it->path->invalid) continue;
     if (strlen(it->path->u.string.text) != it->path->u.string.len || it->path->u.string.len == 0) {
       diag_emit(&prog->diags, E0010, it->path->span, "invalid import path");
       continue;

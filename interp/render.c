@@ -82,38 +82,37 @@ static void put_repeat(FILE *out, char c, size_t n) {
   for (size_t i = 0; i < n; i++) fputc(c, out);
 }
 
-/* One source line with the underlines of the marks that start on it. */
+/* One underline row: the mark's span on its line, '^' for the primary span
+ * and '-' with the label's text for a secondary one. */
+static void put_underline(FILE *out, const struct style *st, const char *color, const struct mark *m,
+                          const char *line, size_t len, uint32_t line_offset, int gutter) {
+  size_t from = m->span.start - line_offset;
+  size_t to = m->span.end > line_offset + len ? len : m->span.end - line_offset;
+  if (from > len) from = len;
+  size_t width = to > from ? display_width(line + from, to - from) : 1;
+  fprintf(out, "%s%*s |%s ", sty(st, BLUE), gutter, "", sty(st, RESET));
+  put_repeat(out, ' ', display_width(line, from));
+  fputs(sty(st, m->text ? BLUE : color), out);
+  put_repeat(out, m->text ? '-' : '^', width);
+  if (m->text) fprintf(out, " %s", m->text);
+  fprintf(out, "%s\n", sty(st, RESET));
+}
+
+/* A source line and, under it, one row per mark that starts on it, the
+ * primary span first, so that each label sits beside its own underline. */
 static void put_snippet_line(FILE *out, struct program *prog, const struct style *st, const char *color,
                              struct mark *marks, size_t n_marks, uint32_t file, uint32_t line, int gutter) {
   struct source *src = prog->sources.items[file];
   size_t len;
   const char *text = source_line(src, line, &len);
+  uint32_t line_offset = (uint32_t)(text - src->text);
   fprintf(out, "%s%*u |%s ", sty(st, BLUE), gutter, line, sty(st, RESET));
   put_source_text(out, text, len);
   fputc('\n', out);
-  fprintf(out, "%s%*s |%s ", sty(st, BLUE), gutter, "", sty(st, RESET));
-  size_t col = 0;
-  const char *label = NULL;
-  const char *line_start = text;
-  uint32_t line_offset = (uint32_t)(text - src->text);
-  for (size_t i = 0; i < n_marks; i++) {
-    struct mark *m = &marks[i];
-    if (m->span.file != file || m->span.line != line) continue;
-    size_t from = m->span.start - line_offset;
-    size_t to = m->span.end > line_offset + len ? len : m->span.end - line_offset;
-    if (from > len) from = len;
-    size_t start_col = display_width(line_start, from);
-    size_t width = to > from ? display_width(line_start + from, to - from) : 1;
-    if (start_col < col) continue; /* overlapping marks: the first one wins */
-    put_repeat(out, ' ', start_col - col);
-    fputs(sty(st, m->text ? BLUE : color), out);
-    put_repeat(out, m->text ? '-' : '^', width);
-    fputs(sty(st, RESET), out);
-    col = start_col + width;
-    if (m->text) label = m->text;
-  }
-  if (label) fprintf(out, " %s%s%s", sty(st, BLUE), label, sty(st, RESET));
-  fputc('\n', out);
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t i = 0; i < n_marks; i++)
+      if (marks[i].span.file == file && marks[i].span.line == line && (marks[i].text != NULL) == (pass == 1))
+        put_underline(out, st, color, &marks[i], text, len, line_offset, gutter);
 }
 
 static int compare_marks(const void *a, const void *b) {
@@ -160,6 +159,7 @@ static void render_one(FILE *out, struct program *prog, const struct diag *d, co
       struct source *other = source_of(prog, marks[i].span);
       fprintf(out, "%*s%s:::%s %s:%u:%u\n", gutter, "", sty(st, BLUE), sty(st, RESET), other->path,
               marks[i].span.line, marks[i].span.col);
+      fprintf(out, "%s%*s |%s\n", sty(st, BLUE), gutter, "", sty(st, RESET));
       put_snippet_line(out, prog, st, color, &marks[i], 1, marks[i].span.file, marks[i].span.line, gutter);
     }
     free(marks);
