@@ -1,5 +1,6 @@
 #include "interp/check.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "interp/checker.h"
@@ -93,29 +94,40 @@ static void check_order(struct checker *c, struct item *it) {
 }
 
 /* Assertions name stage metrics (judge.accuracy); they are evaluated at run
- * time, so here only their names are resolved. */
-static void check_assert_expr(struct checker *c, struct expr *e) {
-  switch (e->kind) {
-  case EXPR_NAME:
-    check_resolve(c, &e->u.name, WANT_STAGE);
-    break;
-  case EXPR_MEMBER:
-    check_assert_expr(c, e->u.member.object);
-    break;
-  case EXPR_UNARY:
-  case EXPR_BINARY:
-    if (e->u.op.lhs) check_assert_expr(c, e->u.op.lhs);
-    check_assert_expr(c, e->u.op.rhs);
-    break;
-  case EXPR_CALL: {
-    struct diag *d = diag_emit(c->diags, E0204, e->u.call.callee.span, "unknown function '%.*s' in an assertion",
-                               (int)e->u.call.callee.len, e->u.call.callee.text);
-    diag_note(c->diags, d, "assertions compare stage metrics, e.g. judge.accuracy >= 0.65");
-    break;
+ * time, so here only their names are resolved. The walk keeps its own
+ * stack: a chain of a hundred thousand `and`s is a tree that deep. */
+static void check_assert_expr(struct checker *c, struct expr *root) {
+  struct expr **stack = NULL;
+  size_t n = 0, cap = 0;
+  stack = xgrow(stack, &cap, 1, sizeof *stack);
+  stack[n++] = root;
+  while (n > 0) {
+    struct expr *e = stack[--n];
+    switch (e->kind) {
+    case EXPR_NAME:
+      check_resolve(c, &e->u.name, WANT_STAGE);
+      break;
+    case EXPR_MEMBER:
+      stack = xgrow(stack, &cap, n + 1, sizeof *stack);
+      stack[n++] = e->u.member.object;
+      break;
+    case EXPR_UNARY:
+    case EXPR_BINARY:
+      stack = xgrow(stack, &cap, n + 2, sizeof *stack);
+      stack[n++] = e->u.op.rhs; /* the left operand is visited first */
+      if (e->u.op.lhs) stack[n++] = e->u.op.lhs;
+      break;
+    case EXPR_CALL: {
+      struct diag *d = diag_emit(c->diags, E0204, e->u.call.callee.span, "unknown function '%.*s' in an assertion",
+                                 (int)e->u.call.callee.len, e->u.call.callee.text);
+      diag_note(c->diags, d, "assertions compare stage metrics, e.g. judge.accuracy >= 0.65");
+      break;
+    }
+    default:
+      break;
+    }
   }
-  default:
-    break;
-  }
+  free(stack);
 }
 
 static void report_unused(struct checker *c) {
