@@ -1,6 +1,7 @@
 #include "grammar/source.h"
 
 #include <errno.h>
+#include <sys/stat.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,10 +90,16 @@ struct source_result source_add(struct source_set *set, const char *path, const 
   return r;
 }
 
-struct source_result source_read(struct source_set *set, const char *path) {
+struct source_result source_read(struct source_set *set, const char *path, bool regular_only) {
   struct source_result r = {.status = SOURCE_UNREADABLE};
   bool from_stdin = strcmp(path, "-") == 0;
   if (from_stdin) path = "<stdin>";
+  struct stat st;
+  if (regular_only && (from_stdin || (stat(path, &st) == 0 && !S_ISREG(st.st_mode)))) {
+    r.status = SOURCE_NOT_REGULAR;
+    r.id = add_entry(set, path, terminated_copy("", 0), 0);
+    return r;
+  }
   FILE *f = from_stdin ? stdin : fopen(path, "rb");
   if (!f) {
     r.error = errno;
@@ -104,7 +111,12 @@ struct source_result source_read(struct source_set *set, const char *path) {
   for (;;) {
     buf = xgrow(buf, &cap, len + 65536 + 2, 1);
     size_t got = fread(buf + len, 1, cap - len - 2, f);
+    const char *nul = memchr(buf + len, '\0', got);
     len += got;
+    if (nul) { /* the content is refused anyway; do not read on */
+      len = (size_t)(nul - buf) + 1;
+      break;
+    }
     if (len > SOURCE_MAX_BYTES) {
       if (!from_stdin) fclose(f);
       free(buf);

@@ -45,6 +45,7 @@ enum source_status {
   SOURCE_TOO_LARGE,
   SOURCE_NUL_BYTE,
   SOURCE_BAD_UTF8,
+  SOURCE_NOT_REGULAR, /* a device, FIFO or directory where a file was required */
 };
 
 struct source_result {
@@ -56,8 +57,10 @@ struct source_result {
 
 /* Reads a file into the set ("-" is standard input, shown as <stdin>). The
  * file is added even when its content is refused, so a diagnostic can point
- * into it. */
-struct source_result source_read(struct source_set *set, const char *path);
+ * into it. With regular_only, devices and FIFOs are refused before they are
+ * opened (an import of /dev/zero must not read forever); reading stops at
+ * the first NUL byte either way. */
+struct source_result source_read(struct source_set *set, const char *path, bool regular_only);
 struct source_result source_add(struct source_set *set, const char *path,
                                 const char *text, size_t len);
 void source_set_free(struct source_set *set);

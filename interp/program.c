@@ -35,8 +35,8 @@ static struct span at_offset(struct program *prog, uint32_t file, uint32_t offse
 }
 
 /* Reports why a file's content was refused; returns false if it was. */
-static bool accept_source(struct program *prog, struct source_result r, const char *path,
-                          const struct span *import) {
+static bool accept_source(struct program *prog, struct source_result r, const struct span *import) {
+  const char *path = prog->sources.items[r.id]->path;
   struct diag *d;
   switch (r.status) {
   case SOURCE_OK:
@@ -48,6 +48,9 @@ static bool accept_source(struct program *prog, struct source_result r, const ch
       diag_help(&prog->diags, d, "\"std/NAME.pipe\" names a file of the standard library in %s; TRAINPIPE_STDLIB chooses another folder", prog->stdlib_dir);
     else if (import)
       diag_help(&prog->diags, d, "import paths are relative to the importing file; \"std/NAME.pipe\" names the standard library");
+    return false;
+  case SOURCE_NOT_REGULAR:
+    diag_emit(&prog->diags, E0010, import ? *import : whole_file(r.id), "cannot import '%s': not a regular file", path);
     return false;
   case SOURCE_TOO_LARGE:
     diag_emit(&prog->diags, E0010, import ? *import : whole_file(r.id), "cannot read '%s': larger than 1 GiB", path);
@@ -130,7 +133,7 @@ static void load_file(struct program *prog, const char *path, const struct span 
     return;
   }
 
-  struct source_result r = source_read(&prog->sources, path);
+  struct source_result r = source_read(&prog->sources, path, import != NULL);
   char *id_copy = xmalloc(strlen(identity) + 1);
   strcpy(id_copy, identity);
   prog->loaded = xgrow(prog->loaded, &prog->cap_loaded, prog->n_loaded + 1, sizeof *prog->loaded);
@@ -138,7 +141,7 @@ static void load_file(struct program *prog, const char *path, const struct span 
   prog->loaded[prog->n_loaded] = id_copy;
   prog->loaded_source[prog->n_loaded++] = r.id;
 
-  if (!accept_source(prog, r, path, import)) {
+  if (!accept_source(prog, r, import)) {
     if (!import) prog->main_refused = true;
     prog->import_failed = true;
     return;

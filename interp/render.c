@@ -82,16 +82,50 @@ static void put_repeat(FILE *out, char c, size_t n) {
   for (size_t i = 0; i < n; i++) fputc(c, out);
 }
 
-/* One underline row: the mark's span on its line, '^' for the primary span
- * and '-' with the label's text for a secondary one. */
+/* Long lines (generated files, minified ones) are shown as a window around
+ * the first mark, so that a diagnostic costs the same on any line. */
+#define WINDOW_BEFORE 60
+#define WINDOW_BYTES 200
+
+struct window {
+  const char *line; /* the whole line */
+  size_t line_len;
+  size_t from, to;  /* the bytes shown */
+  uint32_t offset;  /* of the line in the file */
+};
+
+static size_t back_to_char(const char *line, size_t at) {
+  while (at > 0 && !utf8_starts_char((unsigned char)line[at])) at--;
+  return at;
+}
+
+static struct window window_for(const char *line, size_t len, uint32_t line_offset, uint32_t anchor) {
+  struct window w = {line, len, 0, len, line_offset};
+  if (len <= WINDOW_BYTES) return w;
+  size_t at = anchor > line_offset ? anchor - line_offset : 0;
+  if (at > len) at = len;
+  w.from = at > WINDOW_BEFORE ? back_to_char(line, at - WINDOW_BEFORE) : 0;
+  w.to = w.from + WINDOW_BYTES < len ? back_to_char(line, w.from + WINDOW_BYTES) : len;
+  return w;
+}
+
+static void put_window(FILE *out, const struct window *w) {
+  if (w->from > 0) fputs("...", out);
+  put_source_text(out, w->line + w->from, w->to - w->from);
+  if (w->to < w->line_len) fputs("...", out);
+}
+
+/* One underline row: the mark's span within the window, '^' for the primary
+ * span and '-' with the label's text for a secondary one. */
 static void put_underline(FILE *out, const struct style *st, const char *color, const struct mark *m,
-                          const char *line, size_t len, uint32_t line_offset, int gutter) {
-  size_t from = m->span.start - line_offset;
-  size_t to = m->span.end > line_offset + len ? len : m->span.end - line_offset;
-  if (from > len) from = len;
-  size_t width = to > from ? display_width(line + from, to - from) : 1;
+                          const struct window *w, int gutter) {
+  size_t from = m->span.start - w->offset, to = m->span.end - w->offset;
+  if (from < w->from) from = w->from;
+  if (from > w->to) from = w->to;
+  if (to > w->to) to = w->to;
+  size_t width = to > from ? display_width(w->line + from, to - from) : 1;
   fprintf(out, "%s%*s |%s ", sty(st, BLUE), gutter, "", sty(st, RESET));
-  put_repeat(out, ' ', display_width(line, from));
+  put_repeat(out, ' ', (w->from > 0 ? 3 : 0) + display_width(w->line + w->from, from - w->from));
   fputs(sty(st, m->text ? BLUE : color), out);
   put_repeat(out, m->text ? '-' : '^', width);
   if (m->text) fprintf(out, " %s", m->text);
@@ -106,13 +140,18 @@ static void put_snippet_line(FILE *out, struct program *prog, const struct style
   size_t len;
   const char *text = source_line(src, line, &len);
   uint32_t line_offset = (uint32_t)(text - src->text);
+  uint32_t anchor = UINT32_MAX;
+  for (size_t i = 0; i < n_marks; i++)
+    if (marks[i].span.file == file && marks[i].span.line == line && marks[i].span.start < anchor)
+      anchor = marks[i].span.start;
+  struct window w = window_for(text, len, line_offset, anchor);
   fprintf(out, "%s%*u |%s ", sty(st, BLUE), gutter, line, sty(st, RESET));
-  put_source_text(out, text, len);
+  put_window(out, &w);
   fputc('\n', out);
   for (int pass = 0; pass < 2; pass++)
     for (size_t i = 0; i < n_marks; i++)
       if (marks[i].span.file == file && marks[i].span.line == line && (marks[i].text != NULL) == (pass == 1))
-        put_underline(out, st, color, &marks[i], text, len, line_offset, gutter);
+        put_underline(out, st, color, &marks[i], &w, gutter);
 }
 
 static int compare_marks(const void *a, const void *b) {
@@ -224,8 +263,13 @@ static json_t *json_position(uint32_t offset, uint32_t line, uint32_t col) {
 static json_t *json_span(struct program *prog, struct span span) {
   struct source *src = source_of(prog, span);
   if (span.line == 0) return json_pack("{s:o, s:n, s:n}", "file", jstr(src->path), "start", "end");
-  uint32_t end_line, end_col;
-  source_position(src, span.end, &end_line, &end_col);
+  uint32_t end_line = span.line, end_col = span.col;
+  const char *text = src->text;
+  bool one_line = !memchr(text + span.start, '\n', span.end - span.start);
+  if (one_line) /* count from the start, which the span knows */
+    for (uint32_t i = span.start; i < span.end; i++) end_col += utf8_starts_char((unsigned char)text[i]);
+  else
+    source_position(src, span.end, &end_line, &end_col);
   return json_pack("{s:o, s:o, s:o}", "file", jstr(src->path), "start", json_position(span.start, span.line, span.col),
                    "end", json_position(span.end, end_line, end_col));
 }
