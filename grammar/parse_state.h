@@ -27,6 +27,7 @@ struct parse_state {
   size_t n_brackets, cap_brackets;
 
   unsigned syntax_errors;
+  unsigned errors; /* lexical and syntax errors, for the cap */
   uint32_t last_error_at; /* offset of the token the last syntax error was reported at */
   bool stop; /* too many errors: the scanner reports end of input */
 };

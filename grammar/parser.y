@@ -327,8 +327,9 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, stru
   (void)scanner;
   if (ps->stop) return 0;
   const YYLTYPE *loc = yypcontext_location(ctx);
-  if (++ps->syntax_errors > PARSE_MAX_ERRORS) {
-    diag_emit(ps->diags, N0005, *loc, "too many syntax errors; the rest of the file is not checked");
+  ps->syntax_errors++;
+  if (++ps->errors > PARSE_MAX_ERRORS) {
+    diag_emit(ps->diags, N0005, *loc, "too many errors; the rest of the file is not checked");
     ps->stop = true;
     return 0;
   }
@@ -434,6 +435,7 @@ struct ast_file *parse_file(struct source_set *sources, uint32_t file, struct ar
   yyparse(scanner, &ps);
   lex_end(scanner);
   free(ps.brackets);
-  ps.tree->syntax_errors = ps.syntax_errors;
+  /* a file abandoned at the error cap counts as one with syntax errors */
+  ps.tree->syntax_errors = ps.syntax_errors + (ps.stop && ps.syntax_errors == 0);
   return ps.tree;
 }

@@ -6,6 +6,8 @@
 #include "interp/checker.h"
 #include "interp/suggest.h"
 
+#define SUGGEST_BUDGET ((size_t)1 << 24)
+
 static const char *decl_kind_name(enum item_kind kind) {
   switch (kind) {
   case ITEM_MODEL: return "model";
@@ -38,11 +40,16 @@ struct decl *check_resolve(struct checker *c, const struct ident *name, enum nam
   if (!d) {
     if (c->incomplete) return NULL;
     struct diag *diag = diag_emit(c->diags, E0102, name->span, "undefined name '%.*s'", (int)name->len, name->text);
+    /* Each guess compares with every declaration; a file with thousands of
+     * undefined names gets guesses for the first ones only. */
     struct suggest s;
     suggest_begin(&s, name->text, name->len);
-    for (size_t i = 0; i < c->symbols.cap; i++) {
-      const struct item *it = c->symbols.slots[i].item;
-      if (it && wanted(want, it->kind)) suggest_consider(&s, it->name.text, it->name.len);
+    if (c->suggest_budget >= c->symbols.cap) {
+      c->suggest_budget -= c->symbols.cap;
+      for (size_t i = 0; i < c->symbols.cap; i++) {
+        const struct item *it = c->symbols.slots[i].item;
+        if (it && wanted(want, it->kind)) suggest_consider(&s, it->name.text, it->name.len);
+      }
     }
     size_t len;
     const char *best = suggest_result(&s, &len);
@@ -143,7 +150,7 @@ static void report_unused(struct checker *c) {
 }
 
 void check_program(struct program *prog) {
-  struct checker c = {.prog = prog, .diags = &prog->diags};
+  struct checker c = {.prog = prog, .diags = &prog->diags, .suggest_budget = SUGGEST_BUDGET};
   key_index_init(&c.keys);
   symtab_init(&c.symbols);
 

@@ -13,6 +13,7 @@ struct checker {
   struct key_index keys;
   struct symtab symbols;
   bool incomplete; /* a syntax error or a failed import may have lost declarations */
+  size_t suggest_budget; /* did-you-mean comparisons left for undefined names */
 };
 
 /* What a name in a given position may refer to. */

@@ -10,6 +10,8 @@
 
 #include "interp/checker.h"
 
+#define MAX_BAD_PER_COMMENT 5
+
 struct allow {
   uint32_t file, start, end; /* the declaration it covers */
   enum diag_code code;
@@ -46,6 +48,11 @@ static void parse_comment(struct checker *c, const struct ast_file *tree, const 
   while (*next && (*next)->span.end <= cm->span.start && ends_before_line(c, *next, cm->span.line))
     *next = (*next)->next;
   const struct item *target = *next;
+  const char *counted = cm->text; /* columns are counted once, left to right */
+  uint32_t col = cm->span.col + 1;
+  /* One comment gets a few W0015s, then one note with the count. */
+  struct diag *last_bad = NULL;
+  size_t bad = 0;
   for (;;) {
     while (p < end && (*p == ' ' || *p == '\t' || *p == ',')) p++;
     if (p >= end || (end - p >= 2 && p[0] == '-' && p[1] == '-')) break;
@@ -55,32 +62,54 @@ static void parse_comment(struct checker *c, const struct ast_file *tree, const 
     struct span at = cm->span;
     at.start = (uint32_t)(cm->span.start + 1 + (word - cm->text));
     at.end = at.start + (uint32_t)(p - word);
-    at.col = cm->span.col + 1;
-    for (const char *q = cm->text; q < word; q++) at.col += utf8_starts_char((unsigned char)*q);
+    for (; counted < word; counted++) col += utf8_starts_char((unsigned char)*counted);
+    at.col = col;
     enum diag_code code;
-    if (!diag_lookup(word, (size_t)(p - word), &code)) {
-      diag_emit(c->diags, W0015, at, "unknown diagnostic code '%.*s'", (int)(p - word), word);
-      continue;
-    }
-    if (diag_info(code)->level == SEV_ERROR) {
-      struct diag *d = diag_emit(c->diags, W0015, at, "%s is an error and cannot be suppressed", diag_info(code)->code);
-      diag_note(c->diags, d, "a pipeline with errors does not run; fix the cause instead");
+    bool known = diag_lookup(word, (size_t)(p - word), &code);
+    if (!known || diag_info(code)->level == SEV_ERROR) {
+      if (++bad > MAX_BAD_PER_COMMENT) continue;
+      if (!known) {
+        last_bad = diag_emit(c->diags, W0015, at, "unknown diagnostic code '%.*s'", (int)(p - word), word);
+      } else {
+        last_bad = diag_emit(c->diags, W0015, at, "%s is an error and cannot be suppressed", diag_info(code)->code);
+        diag_note(c->diags, last_bad, "a pipeline with errors does not run; fix the cause instead");
+      }
       continue;
     }
     if (!target) continue;
     out->v = xgrow(out->v, &out->cap, out->n + 1, sizeof *out->v);
     out->v[out->n++] = (struct allow){tree->file, target->span.start, target->span.end, code};
   }
+  if (bad > MAX_BAD_PER_COMMENT)
+    diag_note(c->diags, last_bad, "%zu more codes in this comment are unknown or errors", bad - MAX_BAD_PER_COMMENT);
 }
 
+static int compare_allows(const void *a, const void *b) {
+  const struct allow *x = a, *y = b;
+  if (x->file != y->file) return x->file < y->file ? -1 : 1;
+  if (x->code != y->code) return x->code < y->code ? -1 : 1;
+  return x->start < y->start ? -1 : x->start > y->start;
+}
+
+/* Allows are sorted and unique by (file, code, declaration); the
+ * declarations of one file do not overlap, so the last one starting at or
+ * before the diagnostic is the only one that can contain it. */
 static bool suppressed(const struct diag *d, void *ctx) {
   const struct allows *a = ctx;
   if (d->severity == SEV_ERROR) return false;
-  for (size_t i = 0; i < a->n; i++)
-    if (a->v[i].code == d->code && a->v[i].file == d->span.file && d->span.start >= a->v[i].start &&
-        d->span.start < a->v[i].end)
-      return true;
-  return false;
+  size_t lo = 0, hi = a->n;
+  while (lo < hi) { /* first allow after (file, code, d->span.start) */
+    size_t mid = lo + (hi - lo) / 2;
+    const struct allow *m = &a->v[mid];
+    int c = m->file != d->span.file ? (m->file < d->span.file ? -1 : 1)
+            : m->code != d->code    ? (m->code < d->code ? -1 : 1)
+                                    : (m->start <= d->span.start ? -1 : 1);
+    if (c < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  if (lo == 0) return false;
+  const struct allow *m = &a->v[lo - 1];
+  return m->file == d->span.file && m->code == d->code && d->span.start >= m->start && d->span.start < m->end;
 }
 
 void check_suppressions(struct checker *c) {
@@ -91,6 +120,13 @@ void check_suppressions(struct checker *c) {
     const struct item *next = tree->items;
     for (size_t i = 0; i < src->n_comments; i++) parse_comment(c, tree, &src->comments[i], &next, &allows);
   }
-  if (allows.n) diag_filter(c->diags, suppressed, &allows);
+  if (allows.n) {
+    qsort(allows.v, allows.n, sizeof *allows.v, compare_allows);
+    size_t k = 0;
+    for (size_t i = 0; i < allows.n; i++)
+      if (k == 0 || compare_allows(&allows.v[k - 1], &allows.v[i]) != 0) allows.v[k++] = allows.v[i];
+    allows.n = k;
+    diag_filter(c->diags, suppressed, &allows);
+  }
   free(allows.v);
 }
