@@ -320,9 +320,68 @@ static bool is_value_start(yysymbol_kind_t kind) {
   }
 }
 
-/* "expected '=' or '{', found identifier 'heads'". The declaration keywords
- * are folded into one phrase, and a missing closing bracket points at the
- * bracket it would close. */
+/* Appends alternative `index` of `count` to an "a, b or c" list. */
+static void list_add(char *buf, size_t size, size_t *used, int index, int count, const char *text, int len) {
+  const char *sep = index == 0 ? "" : index == count - 1 ? " or " : ", ";
+  int w = snprintf(buf + *used, size - *used, "%s%.*s", sep, len, text);
+  if (w > 0 && (size_t)w < size - *used) *used += (size_t)w;
+}
+
+/* What the parser could have accepted, with the declaration keywords folded
+ * into "a declaration" and the tokens that start a value into "a value";
+ * `closer` is reported back when it is among them. */
+static size_t describe_expected(const yypcontext_t *ctx, char closer, bool *closes, char *buf, size_t size) {
+  yysymbol_kind_t expected[YYNTOKENS];
+  int n = yypcontext_expected_tokens(ctx, expected, YYNTOKENS);
+  if (n < 0) n = 0;
+  /* Where a declaration may start, all the keywords are expected; inside a
+   * block 'data' alone is, as a key. */
+  bool fold = false, has_ident = false, fold_value = false;
+  for (int i = 0; i < n; i++) {
+    fold |= expected[i] == YYSYMBOL_KW_STAGE;
+    has_ident |= expected[i] == YYSYMBOL_IDENT;
+    fold_value |= expected[i] == YYSYMBOL_NUMBER;
+  }
+  int keep = 0;
+  for (int i = 0; i < n; i++) {
+    yysymbol_kind_t k = expected[i];
+    if ((fold && is_declaration_keyword(k)) || (has_ident && !fold && k == YYSYMBOL_KW_DATA) ||
+        (fold_value && is_value_start(k)))
+      continue;
+    expected[keep++] = k;
+  }
+  int count = keep + fold + fold_value, index = 0;
+  size_t used = 0;
+  buf[0] = '\0';
+  for (int i = 0; i < keep; i++) {
+    int len;
+    const char *text = symbol_text(expected[i], &len);
+    if (closer && len == 3 && text[1] == closer) *closes = true;
+    list_add(buf, size, &used, index++, count, text, len);
+  }
+  if (fold_value) list_add(buf, size, &used, index++, count, "a value", 7);
+  if (fold) list_add(buf, size, &used, index++, count, "a declaration", 13);
+  return used;
+}
+
+/* The token the parser stopped at, as the user wrote it. */
+static void describe_found(const struct parse_state *ps, const YYLTYPE *loc, yysymbol_kind_t got, char *buf,
+                           size_t size) {
+  const char *text = ps->src->text + loc->start;
+  int len = (int)(loc->end - loc->start);
+  if (len > 40) { /* cut long tokens at a character boundary */
+    len = 40;
+    while (len > 0 && !utf8_starts_char((unsigned char)text[len])) len--;
+  }
+  if (got == YYSYMBOL_YYEOF) snprintf(buf, size, "end of file");
+  else if (got == YYSYMBOL_IDENT) snprintf(buf, size, "identifier '%.*s'", len, text);
+  else if (got == YYSYMBOL_NUMBER || got == YYSYMBOL_PERCENT) snprintf(buf, size, "number %.*s", len, text);
+  else if (got == YYSYMBOL_STRING) snprintf(buf, size, "string %.*s", len, text);
+  else snprintf(buf, size, "'%.*s'", len, text);
+}
+
+/* "expected '=' or '{', found identifier 'heads'"; a missing closing
+ * bracket also points at the bracket it would close. */
 static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, struct parse_state *ps) {
   (void)scanner;
   if (ps->stop) return 0;
@@ -333,76 +392,16 @@ static int yyreport_syntax_error(const yypcontext_t *ctx, yyscan_t scanner, stru
     ps->stop = true;
     return 0;
   }
-
-  yysymbol_kind_t expected[YYNTOKENS];
-  int n = yypcontext_expected_tokens(ctx, expected, YYNTOKENS);
-  if (n < 0) n = 0;
-  char buf[512];
-  size_t used = 0;
-  bool first = true;
-  struct bracket *open = ps->n_brackets ? &ps->brackets[ps->n_brackets - 1] : NULL;
-  bool closes = false;
-  char closer = open ? (open->open == '{' ? '}' : open->open == '(' ? ')' : ']') : 0;
-  /* Where a declaration may start, all the keywords are expected; inside a
-   * block 'data' alone is, as a key. */
-  bool fold = false, has_ident = false, fold_value = false;
-  for (int i = 0; i < n; i++) {
-    fold |= expected[i] == YYSYMBOL_KW_STAGE;
-    has_ident |= expected[i] == YYSYMBOL_IDENT;
-    fold_value |= expected[i] == YYSYMBOL_NUMBER;
-  }
-  /* Tokens that only start a value are named together as "a value". */
-  int keep = 0;
-  for (int i = 0; i < n; i++) {
-    yysymbol_kind_t k = expected[i];
-    if (fold && is_declaration_keyword(k)) continue;
-    if (has_ident && !fold && k == YYSYMBOL_KW_DATA) continue;
-    if (fold_value && is_value_start(k)) continue;
-    expected[keep++] = k;
-  }
-  n = keep;
-  int parts = n + fold + fold_value;
-  int written = 0;
-  for (int i = 0; i < n + 2; i++) {
-    const char *text;
-    int len;
-    if (i == n && fold_value) {
-      text = "a value";
-      len = (int)strlen(text);
-    } else if (i == n + 1 && fold) {
-      text = "a declaration";
-      len = (int)strlen(text);
-    } else if (i >= n) {
-      continue;
-    } else {
-      text = symbol_text(expected[i], &len);
-      if (closer && len == 3 && text[1] == closer) closes = true;
-    }
-    written++;
-    const char *sep = first ? "" : written == parts ? " or " : ", ";
-    int w = snprintf(buf + used, sizeof buf - used, "%s%.*s", sep, len, text);
-    if (w < 0 || (size_t)w >= sizeof buf - used) break;
-    used += (size_t)w;
-    first = false;
-  }
-
   ps->last_error_at = loc->start;
-  yysymbol_kind_t got = yypcontext_token(ctx);
-  char found[160];
-  const char *text = ps->src->text + loc->start;
-  int tlen = (int)(loc->end - loc->start);
-  if (tlen > 40) { /* cut long tokens at a character boundary */
-    tlen = 40;
-    while (tlen > 0 && !utf8_starts_char((unsigned char)text[tlen])) tlen--;
-  }
-  if (got == YYSYMBOL_YYEOF) snprintf(found, sizeof found, "end of file");
-  else if (got == YYSYMBOL_IDENT) snprintf(found, sizeof found, "identifier '%.*s'", tlen, text);
-  else if (got == YYSYMBOL_NUMBER || got == YYSYMBOL_PERCENT) snprintf(found, sizeof found, "number %.*s", tlen, text);
-  else if (got == YYSYMBOL_STRING) snprintf(found, sizeof found, "string %.*s", tlen, text);
-  else snprintf(found, sizeof found, "'%.*s'", tlen, text);
 
-  struct diag *d = used ? diag_emit(ps->diags, E0001, *loc, "expected %s, found %s", buf, found)
-                        : diag_emit(ps->diags, E0001, *loc, "unexpected %s", found);
+  struct bracket *open = ps->n_brackets ? &ps->brackets[ps->n_brackets - 1] : NULL;
+  char closer = open ? (open->open == '{' ? '}' : open->open == '(' ? ')' : ']') : 0;
+  bool closes = false;
+  char expected[512], found[160];
+  size_t n = describe_expected(ctx, closer, &closes, expected, sizeof expected);
+  describe_found(ps, loc, yypcontext_token(ctx), found, sizeof found);
+  struct diag *d = n ? diag_emit(ps->diags, E0001, *loc, "expected %s, found %s", expected, found)
+                     : diag_emit(ps->diags, E0001, *loc, "unexpected %s", found);
   if (closes) diag_label(ps->diags, d, open->span, "unclosed '%c' opened here", open->open);
   return 0;
 }
