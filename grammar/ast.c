@@ -10,8 +10,3 @@ bool ident_is(const struct ident *a, const char *text) {
   size_t n = strlen(text);
   return a->len == n && memcmp(a->text, text, n) == 0;
 }
-
-const char *expr_op_text(enum expr_op op) {
-  static const char *const text[] = {"-", "not", "+", "-", "*", "/", "<", "<=", ">", ">=", "==", "!=", "and", "or"};
-  return text[op];
-}

@@ -117,6 +117,5 @@ struct ast_file {
 
 bool ident_eq(const struct ident *a, const struct ident *b);
 bool ident_is(const struct ident *a, const char *text);
-const char *expr_op_text(enum expr_op op);
 
 #endif

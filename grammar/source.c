@@ -154,10 +154,6 @@ void source_set_free(struct source_set *set) {
   set->n = set->cap = 0;
 }
 
-const struct source *source_get(const struct source_set *set, uint32_t id) {
-  return id < set->n ? set->items[id] : NULL;
-}
-
 static void build_lines(struct source *src) {
   if (src->line_starts) return;
   size_t n = 1;

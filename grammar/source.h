@@ -65,7 +65,6 @@ struct source_result source_add(struct source_set *set, const char *path,
                                 const char *text, size_t len);
 void source_set_free(struct source_set *set);
 
-const struct source *source_get(const struct source_set *set, uint32_t id);
 /* The text of a 1-based line, without its newline. */
 const char *source_line(struct source *src, uint32_t line, size_t *len);
 /* Line and column of a byte offset. */
