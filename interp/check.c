@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "interp/checker.h"
+#include "interp/stages.h"
 #include "interp/suggest.h"
 
 #define SUGGEST_BUDGET ((size_t)1 << 24)
@@ -100,6 +101,31 @@ static void check_order(struct checker *c, struct item *it) {
   for (struct name_list *n = it->order; n; n = n->next) check_resolve(c, &n->name, WANT_STAGE);
 }
 
+/* judge.accuracy: a metric the stage logs, as its row of the stage table
+ * says. */
+static void check_metric(struct checker *c, const struct item *stage, const struct ident *metric) {
+  const struct stage_row *row = decl_stage_row(stage);
+  if (!row || stage_has_metric(row, metric->text, metric->len)) return;
+  struct diag *d = diag_emit(c->diags, E0427, metric->span, "%s stage '%.*s' does not produce '%.*s'",
+                             owner_spec(row->owner)->name, (int)stage->name.len, stage->name.text, (int)metric->len,
+                             metric->text);
+  diag_note(c->diags, d, "%s logs loss, val_loss%s%s", owner_spec(row->owner)->name, row->metrics[0] ? ", " : "",
+            row->metrics);
+  struct suggest s;
+  suggest_begin(&s, metric->text, metric->len);
+  suggest_consider(&s, "loss", 4);
+  suggest_consider(&s, "val_loss", 8);
+  for (const char *p = row->metrics; *p;) {
+    const char *bar = strchr(p, '|');
+    size_t n = bar ? (size_t)(bar - p) : strlen(p);
+    suggest_consider(&s, p, n);
+    p += n + (bar != NULL);
+  }
+  size_t len;
+  const char *best = suggest_result(&s, &len);
+  if (best) diag_help(c->diags, d, "did you mean '%.*s'?", (int)len, best);
+}
+
 /* Assertions name stage metrics (judge.accuracy); they are evaluated at run
  * time, so here only their names are resolved. The walk keeps its own
  * stack: a chain of a hundred thousand `and`s is a tree that deep. */
@@ -115,6 +141,11 @@ static void check_assert_expr(struct checker *c, struct expr *root) {
       check_resolve(c, &e->u.name, WANT_STAGE);
       break;
     case EXPR_MEMBER:
+      if (e->u.member.object->kind == EXPR_NAME) {
+        struct decl *d = check_resolve(c, &e->u.member.object->u.name, WANT_STAGE);
+        if (d) check_metric(c, d->item, &e->u.member.member);
+        break;
+      }
       stack = xgrow(stack, &cap, n + 1, sizeof *stack);
       stack[n++] = e->u.member.object;
       break;
@@ -170,6 +201,7 @@ void check_program(struct program *prog) {
       }
     }
   }
+  check_stages(&c);
   report_unused(&c);
   check_suppressions(&c);
   diag_sort(c.diags);

@@ -27,5 +27,9 @@ void check_model(struct checker *c, struct item *item);
 void check_data(struct checker *c, struct item *item);
 void check_stage(struct checker *c, struct item *item);
 void check_suppressions(struct checker *c);
+/* The stage graph: states along the lineage and every ordering rule. */
+void check_stages(struct checker *c);
+/* The stage row of a stage declaration; NULL for an unknown kind. */
+const struct stage_row *decl_stage_row(const struct item *stage);
 
 #endif

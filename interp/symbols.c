@@ -49,8 +49,7 @@ struct decl *symtab_add(struct symtab *tab, struct item *item) {
   if ((tab->n + 1) * 2 > tab->cap) grow(tab);
   struct decl *d = probe(tab->slots, tab->cap, item->name.text, item->name.len);
   if (d->item) return d;
-  d->item = item;
-  d->used = false;
+  *d = (struct decl){.item = item};
   tab->n++;
   return NULL;
 }

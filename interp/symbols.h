@@ -8,6 +8,11 @@
 struct decl {
   struct item *item; /* ITEM_MODEL, ITEM_DATA or ITEM_STAGE */
   bool used;
+  /* The abstract value of a model or a stage's output (check_stages.c). */
+  unsigned char visit;  /* 0 not yet, 1 in progress, 2 done */
+  bool known;           /* false where an error upstream leaves it open */
+  unsigned char state;  /* enum model_state */
+  unsigned history;     /* classes of the stages in its lineage */
 };
 
 struct symtab {

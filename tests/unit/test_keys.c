@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "interp/keys.h"
+#include "interp/stages.h"
 #include "tests/unit/suites.h"
 
 START_TEST(every_key_is_documented_and_owned) {
@@ -78,6 +79,34 @@ START_TEST(every_stage_says_what_it_trains_on) {
 }
 END_TEST
 
+/* Every stage kind has a row in the stage table, and the row names a data
+ * key the stage takes and a data kind that exists. */
+START_TEST(every_stage_kind_has_a_row) {
+  struct key_index index;
+  key_index_init(&index);
+  for (int o = 0; o < OWNER_COUNT; o++) {
+    const struct stage_row *row = stage_row((enum owner_id)o);
+    if (owner_spec(o)->family != FAMILY_STAGE) {
+      ck_assert_msg(row == NULL, "%s is not a stage kind but has a row", owner_spec(o)->name);
+      continue;
+    }
+    ck_assert_msg(row != NULL, "stage kind %s has no row in stages.def", owner_spec(o)->name);
+    ck_assert_msg(key_find(&index, o, row->data_key, strlen(row->data_key)) != NULL, "%s: no key '%s'",
+                  owner_spec(o)->name, row->data_key);
+    ck_assert_int_eq(owner_spec(row->data_kind)->family, FAMILY_DATA);
+    ck_assert_msg(row->ok != 0, "%s trains no state", owner_spec(o)->name);
+    ck_assert_msg((row->ok & row->warn) == 0, "%s: a state both ok and warned", owner_spec(o)->name);
+    ck_assert_msg(row->objective[0] != '\0', "%s has no objective", owner_spec(o)->name);
+    bool takes_reference = key_find(&index, o, "reference", 9) != NULL;
+    ck_assert_msg(takes_reference == (row->reference != REF_NONE), "%s: reference key and row disagree",
+                  owner_spec(o)->name);
+    ck_assert_msg(row->reward == (key_find(&index, o, "reward", 6) != NULL), "%s: reward key and row disagree",
+                  owner_spec(o)->name);
+  }
+  key_index_free(&index);
+}
+END_TEST
+
 START_TEST(lookups) {
   struct key_index index;
   key_index_init(&index);
@@ -127,6 +156,7 @@ Suite *keys_suite(void) {
   tcase_add_test(tc, defaults_are_valid_values);
   tcase_add_test(tc, no_owner_has_a_key_twice);
   tcase_add_test(tc, every_stage_says_what_it_trains_on);
+  tcase_add_test(tc, every_stage_kind_has_a_row);
   tcase_add_test(tc, lookups);
   tcase_add_test(tc, diagnostic_codes_are_well_formed);
   suite_add_tcase(s, tc);

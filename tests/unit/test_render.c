@@ -36,8 +36,9 @@ START_TEST(gcc_lines) {
   char expected[1024];
   snprintf(expected, sizeof expected,
            "%s:4:6: error: 'dup' is declared twice [E0101]\n"
-           "%s:6:18: error: undefined name 'bsae' [E0102]\n",
-           path, path);
+           "%s:6:18: error: undefined name 'bsae' [E0102]\n"
+           "%s:6:33: error: sft needs demonstrations data, but 'web' is corpus data [E0419]\n",
+           path, path, path);
   ck_assert_str_eq(out, expected);
   free(out);
   checked_free(&prog);
@@ -68,8 +69,19 @@ START_TEST(text_layout) {
            "  |                  ^^^^\n"
            "  |\n"
            "   = help: did you mean 'base'?\n"
+           "\n"
+           "error[E0419]: sft needs demonstrations data, but 'web' is corpus data\n"
+           " --> %s:6:33\n"
+           "  |\n"
+           "2 | data web = corpus(\"web/*.txt\")\n"
+           "  |            ------------------- declared as corpus here\n"
+           "...\n"
+           "6 | stage sft1 = sft(bsae) { data = web }\n"
+           "  |                                 ^^^\n"
+           "  |\n"
+           "   = note: demonstrations: JSONL prompt/response pairs or chat messages for SFT\n"
            "\n",
-           path, path);
+           path, path, path);
   ck_assert_str_eq(out, expected);
   free(out);
   checked_free(&prog);
@@ -91,7 +103,7 @@ START_TEST(json_document) {
 
   ck_assert_int_eq(json_integer_value(json_object_get(back, "version")), RENDER_JSON_VERSION);
   json_t *summary = json_object_get(back, "summary");
-  ck_assert_int_eq(json_integer_value(json_object_get(summary, "errors")), 2);
+  ck_assert_int_eq(json_integer_value(json_object_get(summary, "errors")), 3);
   ck_assert_int_eq(json_integer_value(json_object_get(summary, "warnings")), 0);
   json_t *first = json_array_get(json_object_get(back, "diagnostics"), 0);
   ck_assert_str_eq(json_string_value(json_object_get(first, "code")), "E0101");

@@ -1,0 +1,410 @@
+/* The stage graph, interpreted abstractly: every model value carries a state
+ * (untrained, base, instruct, aligned, reward) and the classes of the stages
+ * that produced it. Stages are visited in lineage order; each reads its row
+ * of the stage table to decide what it accepts, what it needs and what it
+ * produces. No rule here names a stage kind. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "interp/checker.h"
+#include "interp/stages.h"
+#include "interp/suggest.h"
+
+const struct stage_row *decl_stage_row(const struct item *stage) {
+  const struct owner_spec *os = owner_find(FAMILY_STAGE, stage->kind_name.text, stage->kind_name.len);
+  return os ? stage_row(os->id) : NULL;
+}
+
+static struct decl *find(struct checker *c, const struct ident *name) {
+  return symtab_find(&c->symbols, name->text, name->len);
+}
+
+static const struct entry *entry_of(const struct item *it, const char *key) {
+  for (const struct entry *e = it->block.entries; e; e = e->next)
+    if (ident_is(&e->key, key)) return e;
+  return NULL;
+}
+
+static const struct arg *arg_of(const struct expr *call, const char *key) {
+  for (const struct arg *a = call->u.call.args; a; a = a->next)
+    if (a->name.text && ident_is(&a->name, key)) return a;
+  return NULL;
+}
+
+/* A stage key's number: given, else the key's default; NAN if neither. */
+static double number_of(struct checker *c, const struct item *stage, const struct stage_row *row, const char *key) {
+  const struct entry *e = entry_of(stage, key);
+  if (e) return e->value->kind == EXPR_NUMBER && !e->value->invalid ? e->value->u.number.value : NAN;
+  const struct key_spec *k = key_find(&c->keys, row->owner, key, strlen(key));
+  if (!k || k->default_text[0] == '\0' || strcmp(k->default_text, "-") == 0) return NAN;
+  return strtod(k->default_text, NULL);
+}
+
+/* The value of a `model` declaration: an architecture is untrained; a
+ * checkpoint is base unless its `state` says otherwise. */
+static void value_of_model(struct decl *d) {
+  const struct expr *init = d->item->init;
+  d->visit = 2;
+  d->known = true;
+  d->history = 0;
+  d->state = STATE_UNTRAINED;
+  if (init->kind != EXPR_CALL) return;
+  d->state = STATE_BASE;
+  const struct arg *a = arg_of(init, "state");
+  const struct expr *v = a ? a->value : NULL;
+  const struct entry *e = entry_of(d->item, "state");
+  if (e) v = e->value;
+  if (v && v->kind == EXPR_NAME) {
+    for (int s = 0; s < STATE_COUNT; s++)
+      if (ident_is(&v->u.name, state_name((enum model_state)s))) d->state = (unsigned char)s;
+  }
+}
+
+/* The model or stage a stage starts from, if it resolves. */
+static struct decl *from_of(struct checker *c, const struct item *stage) {
+  struct decl *d = find(c, &stage->from);
+  return d && (d->item->kind == ITEM_MODEL || d->item->kind == ITEM_STAGE) ? d : NULL;
+}
+
+/* Whether `ancestor` is in the lineage of `stage` (or is the stage). */
+static bool in_lineage(struct checker *c, const struct decl *stage, const struct decl *ancestor) {
+  size_t steps = c->symbols.n + 1; /* a lineage cycle is reported elsewhere */
+  for (const struct decl *d = stage; d && steps-- > 0; d = d->item->kind == ITEM_STAGE ? from_of(c, d->item) : NULL)
+    if (d == ancestor) return true;
+  return false;
+}
+
+static const char *class_names(unsigned classes) {
+  if (classes & CLASS_RL) return "reinforcement learning";
+  if (classes & CLASS_PREFERENCE) return "preference optimisation";
+  return "an earlier stage";
+}
+
+/* Input state against the row: untrained needs pre-training first; other
+ * states are trained, warned about or refused as the row says. */
+static void check_input(struct checker *c, const struct item *it, const struct stage_row *row, const struct decl *from) {
+  unsigned bit = 1u << from->state;
+  const char *kind = owner_spec(row->owner)->name;
+  const char *state = state_name((enum model_state)from->state);
+  struct diag *d;
+  if (row->ok & bit) {
+  } else if (from->state == STATE_UNTRAINED) {
+    d = diag_emit(c->diags, E0401, it->from.span, "%s starts from '%.*s', an untrained model", kind, (int)it->from.len,
+                  it->from.text);
+    diag_note(c->diags, d, "only pre-training starts from random weights; %s cannot inject the world knowledge "
+                           "that pre-training gives", kind);
+    diag_help(c->diags, d, "pre-train first: stage base = pretrain(%.*s) { data = ... }, then %s(base)",
+              (int)it->from.len, it->from.text, kind);
+  } else if (row->warn & bit) {
+    d = diag_emit(c->diags, row->warn_code, it->from.span, "%s starts from '%.*s', a %s model", kind,
+                  (int)it->from.len, it->from.text, state);
+    if (row->warn_code == W0408) {
+      diag_note(c->diags, d, "%s compares responses; a base model writes continuations, so the pairs it is "
+                             "pushed between are far from what it would produce", kind);
+      diag_help(c->diags, d, "run sft first, or use orpo, which does SFT and preference learning in one stage");
+    } else {
+      diag_note(c->diags, d, "a reward model judges responses; one initialised from a base model starts without "
+                             "knowing what a response is");
+      diag_help(c->diags, d, "initialise the reward model from the SFT model");
+    }
+  } else {
+    d = diag_emit(c->diags, row->error_code, it->from.span, "%s cannot start from '%.*s', a %s model", kind,
+                  (int)it->from.len, it->from.text, state);
+    if (row->error_code == E0406) {
+      diag_note(c->diags, d, "rollouts of a model that never went through SFT are continuations, not responses: "
+                             "the reward has nothing to rank");
+      diag_help(c->diags, d, "start from an sft or orpo stage");
+    } else {
+      diag_note(c->diags, d, "%s trains models in these states: %s%s%s%s%s", kind,
+                row->ok & (1u << STATE_UNTRAINED) ? "untrained " : "", row->ok & (1u << STATE_BASE) ? "base " : "",
+                row->ok & (1u << STATE_INSTRUCT) ? "instruct " : "", row->ok & (1u << STATE_ALIGNED) ? "aligned " : "",
+                row->ok & (1u << STATE_REWARD) ? "reward " : "");
+    }
+  }
+  if (row->warn_after & from->history) {
+    d = diag_emit(c->diags, W0407, it->kind_name.span, "%s after %s in the lineage of '%.*s'", kind,
+                  class_names(row->warn_after & from->history), (int)it->name.len, it->name.text);
+    diag_note(c->diags, d, "supervised fine-tuning after alignment pulls the model back toward the demonstrations "
+                           "and undoes much of what alignment taught (alignment tax reversal)");
+    diag_help(c->diags, d, "put the SFT stage before the preference or RL stages");
+  }
+}
+
+/* The share a mix argument carries, as a fraction; NAN when invalid. */
+static double share_of(const struct expr *v) {
+  if (v->invalid) return NAN;
+  if (v->kind == EXPR_PERCENT) return v->u.number.value / 100;
+  if (v->kind == EXPR_NUMBER) return v->u.number.value;
+  return NAN;
+}
+
+static void check_mix_sum(struct checker *c, const struct expr *mix) {
+  double sum = 0;
+  for (const struct arg *a = mix->u.call.args; a; a = a->next) {
+    double s = share_of(a->value);
+    if (isnan(s) || s < 0 || s > 1) return; /* already reported */
+    sum += s;
+  }
+  if (!mix->u.call.args || fabs(sum - 1) < 1e-9) return;
+  struct diag *d = diag_emit(c->diags, E0410, mix->span, "the shares of this mix add up to %g%%, not 100%%", sum * 100);
+  diag_note(c->diags, d, "a mix says what share of the training tokens each data set gives");
+  diag_help(c->diags, d, "make the shares add up to 100%%");
+}
+
+/* The data kind of a data declaration, or OWNER_MIX. */
+static const struct owner_spec *data_kind(const struct item *data) {
+  if (data->init->kind != EXPR_CALL) return NULL;
+  return owner_find(FAMILY_DATA, data->init->u.call.callee.text, data->init->u.call.callee.len);
+}
+
+static void check_mix_members(struct checker *c, const struct expr *mix) {
+  for (const struct arg *a = mix->u.call.args; a; a = a->next) {
+    if (!a->name.text) continue;
+    struct decl *d = find(c, &a->name);
+    if (!d || d->item->kind != ITEM_DATA) continue;
+    const struct owner_spec *kind = data_kind(d->item);
+    if (kind && kind->id != OWNER_CORPUS) {
+      struct diag *diag = diag_emit(c->diags, E0411, a->name.span, "'%.*s' is %s data, but a mix draws from corpora",
+                                    (int)a->name.len, a->name.text, kind->name);
+      diag_label(c->diags, diag, d->item->name.span, "declared as %s here", kind->name);
+    }
+  }
+}
+
+static void check_data_kind(struct checker *c, const struct item *it, const struct stage_row *row) {
+  const struct entry *e = entry_of(it, row->data_key);
+  if (!e) return; /* a missing key is reported with the keys */
+  const char *kind = owner_spec(row->owner)->name, *wanted = owner_spec(row->data_kind)->name;
+  const struct expr *v = e->value;
+  const struct expr *mix = NULL;
+  if (v->kind == EXPR_CALL && ident_is(&v->u.call.callee, "mix")) {
+    mix = v;
+  } else if (v->kind == EXPR_NAME) {
+    struct decl *d = find(c, &v->u.name);
+    if (!d || d->item->kind != ITEM_DATA) return;
+    const struct owner_spec *got = data_kind(d->item);
+    if (!got) return;
+    if (got->id == OWNER_MIX) {
+      mix = d->item->init;
+    } else if (got->id != row->data_kind) {
+      struct diag *diag = diag_emit(c->diags, E0419, v->span, "%s needs %s data, but '%.*s' is %s data", kind,
+                                    wanted, (int)v->u.name.len, v->u.name.text, got->name);
+      diag_label(c->diags, diag, d->item->init->span, "declared as %s here", got->name);
+      diag_note(c->diags, diag, "%s: %s", wanted, owner_spec(row->data_kind)->doc);
+      return;
+    }
+  }
+  if (mix && !row->mix) {
+    struct diag *diag = diag_emit(c->diags, E0411, v->span, "%s takes %s data, not a mix of corpora", kind, wanted);
+    diag_help(c->diags, diag, "mixes are for pretrain and midtrain; give %s a %s data set", kind, wanted);
+  }
+}
+
+static void check_reference(struct checker *c, struct decl *self, const struct stage_row *row) {
+  const struct item *it = self->item;
+  const struct entry *e = entry_of(it, "reference");
+  const char *kind = owner_spec(row->owner)->name;
+  if (!e) {
+    if (row->reference == REF_REQUIRED) {
+      struct diag *d = diag_emit(c->diags, E0402, it->name.span, "%s stage '%.*s' has no reference", kind,
+                                 (int)it->name.len, it->name.text);
+      diag_note(c->diags, d, "the %s objective measures the policy against a frozen copy of the model it starts "
+                             "from; without it the loss is undefined", kind);
+      diag_help(c->diags, d, "add reference = frozen(%.*s)", (int)it->from.len, it->from.text);
+    }
+    return;
+  }
+  if (row->reference == REF_UNUSED) {
+    struct diag *d = diag_emit(c->diags, W0418, e->key.span, "%s does not use a reference", kind);
+    diag_note(c->diags, d, "the %s objective has no reference term; the frozen copy would only cost memory", kind);
+    diag_help(c->diags, d, "remove reference");
+    return;
+  }
+  const struct expr *v = e->value;
+  const struct ident *target = NULL;
+  if (v->kind == EXPR_NAME) {
+    target = &v->u.name;
+    struct diag *d = diag_emit(c->diags, E0403, v->span, "the reference is not frozen");
+    diag_note(c->diags, d, "a reference that trains along with the policy measures nothing");
+    diag_help(c->diags, d, "write reference = frozen(%.*s)", (int)target->len, target->text);
+  } else if (v->kind == EXPR_CALL && v->u.call.args && !v->u.call.args->name.text &&
+             v->u.call.args->value->kind == EXPR_NAME) {
+    target = &v->u.call.args->value->u.name;
+  }
+  if (!target) return;
+  struct decl *t = find(c, target);
+  if (!t || (t->item->kind != ITEM_STAGE && t->item->kind != ITEM_MODEL)) return;
+  if (t->item->kind == ITEM_STAGE && in_lineage(c, t, self)) {
+    struct diag *d = t == self ? diag_emit(c->diags, E0404, target->span, "'%.*s' is its own reference",
+                                           (int)target->len, target->text)
+                               : diag_emit(c->diags, E0404, target->span, "'%.*s' is not trained yet when '%.*s' runs",
+                                           (int)target->len, target->text, (int)it->name.len, it->name.text);
+    diag_note(c->diags, d, "the reference must be a snapshot taken before the stage; this one is the stage itself "
+                           "or comes after it");
+    diag_help(c->diags, d, "use the model the stage starts from: frozen(%.*s)", (int)it->from.len, it->from.text);
+    return;
+  }
+  if (!ident_eq(target, &it->from) && from_of(c, it)) {
+    struct diag *d = diag_emit(c->diags, W0405, target->span, "the reference is '%.*s', but '%.*s' starts from '%.*s'",
+                               (int)target->len, target->text, (int)it->name.len, it->name.text, (int)it->from.len,
+                               it->from.text);
+    diag_note(c->diags, d, "the objective is defined against the policy's own starting point (pi_SFT); another "
+                           "reference pulls the policy toward a different model");
+    diag_help(c->diags, d, "write reference = frozen(%.*s), or suppress this if it is meant", (int)it->from.len,
+              it->from.text);
+  }
+}
+
+static void check_reward(struct checker *c, const struct item *it, const struct stage_row *row) {
+  const struct entry *e = entry_of(it, "reward");
+  const char *kind = owner_spec(row->owner)->name;
+  if (!e) {
+    struct diag *d = diag_emit(c->diags, E0412, it->name.span, "%s stage '%.*s' has no reward", kind,
+                               (int)it->name.len, it->name.text);
+    diag_note(c->diags, d, "%s learns from rewards of its own samples; nothing scores them", kind);
+    diag_help(c->diags, d, "add reward = NAME of a reward_model stage, or reward = verifier(match = \"...\", "
+                           "against = \"...\")");
+    return;
+  }
+  if (e->value->kind != EXPR_NAME) return;
+  struct decl *d = find(c, &e->value->u.name);
+  if (!d || (d->item->kind != ITEM_STAGE && d->item->kind != ITEM_MODEL)) return;
+  /* What a declaration produces does not depend on its input. */
+  if (d->item->kind == ITEM_STAGE) {
+    const struct stage_row *r = decl_stage_row(d->item);
+    if (!r || r->produces == STATE_REWARD) return;
+  } else {
+    if (d->visit != 2) value_of_model(d);
+    if (d->state == STATE_REWARD) return;
+  }
+  struct diag *diag = diag_emit(c->diags, E0413, e->value->span, "'%.*s' is not a reward model",
+                                (int)e->value->u.name.len, e->value->u.name.text);
+  diag_label(c->diags, diag, d->item->name.span, "declared here");
+  diag_note(c->diags, diag, "a reward is a scalar score; a policy produces text, not scores");
+  diag_help(c->diags, diag, "train one with reward_model(...), or use verifier(...)");
+}
+
+/* Group-relative advantages need a group to be relative to. */
+static void check_group(struct checker *c, const struct item *it, const struct stage_row *row) {
+  if (!key_find(&c->keys, row->owner, "group", 5)) return;
+  double group = number_of(c, it, row, "group"), batch = number_of(c, it, row, "batch");
+  const struct entry *ge = entry_of(it, "group");
+  if (group == 1) { /* below 1 is out of the key's range */
+    struct diag *d = diag_emit(c->diags, E0415, ge ? ge->value->span : it->name.span, "a group of 1 sample");
+    diag_note(c->diags, d, "the advantage is a reward minus its group's mean; in a group of one it is always zero "
+                           "and nothing is learnt");
+    diag_help(c->diags, d, "sample at least 2 completions per prompt (8 is usual)");
+    return;
+  }
+  if (isnan(group) || isnan(batch) || group < 1 || fmod(batch, group) == 0) return;
+  const struct entry *be = entry_of(it, "batch");
+  struct diag *d = diag_emit(c->diags, E0416, be ? be->value->span : (ge ? ge->value->span : it->name.span),
+                             "a batch of %g%s is not a whole number of groups of %g", batch, be ? "" : " (the default)",
+                             group);
+  diag_note(c->diags, d, "every prompt's group must fit in one batch for its advantages to be computed");
+  diag_help(c->diags, d, "make batch a multiple of group");
+}
+
+static void check_kl(struct checker *c, const struct item *it) {
+  const struct entry *e = entry_of(it, "kl");
+  if (!e || e->value->kind != EXPR_NUMBER || e->value->u.number.value != 0) return;
+  struct diag *d = diag_emit(c->diags, W0417, e->value->span, "a KL coefficient of 0");
+  diag_note(c->diags, d, "without a KL penalty the policy is free to drift to whatever the reward over-rates: "
+                         "reward hacking and mode collapse");
+  diag_help(c->diags, d, "keep a small penalty, e.g. kl = 0.05");
+}
+
+/* Visits the stages after the stages they start from, iteratively, so a
+ * chain of any length is fine, and reports lineage cycles. */
+static void visit_stage(struct checker *c, struct decl *start, struct decl ***stack, size_t *cap) {
+  size_t n = 0;
+  *stack = xgrow(*stack, cap, 1, sizeof **stack);
+  (*stack)[n++] = start;
+  while (n > 0) {
+    struct decl *d = (*stack)[n - 1];
+    struct decl *from = from_of(c, d->item);
+    if (d->visit == 0) {
+      d->visit = 1;
+      if (from && from->item->kind == ITEM_STAGE && from->visit == 0) {
+        *stack = xgrow(*stack, cap, n + 1, sizeof **stack);
+        (*stack)[n++] = from;
+        continue;
+      }
+      if (from && from->visit == 1) { /* `from` is on the stack: a cycle */
+        size_t k = n;
+        while (k > 0 && (*stack)[k - 1] != from) k--;
+        size_t len = 64;
+        for (size_t i = k - 1; i < n; i++) len += (*stack)[i]->item->name.len + 4;
+        char *chain = arena_alloc(&c->prog->arena, len), *p = chain;
+        for (size_t i = n; i-- > k - 1;)
+          p += sprintf(p, "%.*s <- ", (int)(*stack)[i]->item->name.len, (*stack)[i]->item->name.text);
+        sprintf(p, "%.*s", (int)d->item->name.len, d->item->name.text);
+        struct diag *diag = diag_emit(c->diags, E0423, d->item->from.span, "stages start from each other in a cycle: %s", chain);
+        diag_help(c->diags, diag, "one of them must start from a model declaration or an earlier stage");
+      }
+    }
+    /* d's input is settled: evaluate it */
+    n--;
+    d->visit = 2;
+    d->known = false;
+    const struct stage_row *row = decl_stage_row(d->item);
+    if (!row) continue;
+    if (from && from->item->kind == ITEM_MODEL && from->visit != 2) value_of_model(from);
+    if (from && from->known && from->visit == 2 && from != d) {
+      check_input(c, d->item, row, from);
+      d->history = from->history | row->class;
+    } else {
+      d->history = row->class;
+    }
+    d->known = from && from->known;
+    d->state = (unsigned char)row->produces;
+    check_data_kind(c, d->item, row);
+    if (row->reference != REF_NONE) check_reference(c, d, row);
+    if (row->reward) check_reward(c, d->item, row);
+    check_group(c, d->item, row);
+    check_kl(c, d->item);
+  }
+}
+
+static void check_order_item(struct checker *c, const struct item *it) {
+  for (const struct name_list *a = it->order; a && a->next; a = a->next) {
+    const struct name_list *b = a->next;
+    struct decl *da = find(c, &a->name), *db = find(c, &b->name);
+    if (!da || !db || da->item->kind != ITEM_STAGE || db->item->kind != ITEM_STAGE) continue;
+    if (!in_lineage(c, da, db)) continue;
+    struct diag *d = diag_emit(c->diags, E0422, b->name.span, "'%.*s' cannot come after '%.*s': '%.*s' starts from it",
+                               (int)b->name.len, b->name.text, (int)a->name.len, a->name.text, (int)a->name.len,
+                               a->name.text);
+    diag_label(c->diags, d, da->item->from.span, "'%.*s' is in the lineage of '%.*s'", (int)b->name.len, b->name.text,
+               (int)a->name.len, a->name.text);
+    diag_help(c->diags, d, "write order %.*s < %.*s", (int)b->name.len, b->name.text, (int)a->name.len, a->name.text);
+  }
+}
+
+void check_stages(struct checker *c) {
+  struct decl **stack = NULL;
+  size_t cap = 0;
+  for (size_t i = 0; i < c->symbols.cap; i++) {
+    struct decl *d = &c->symbols.slots[i];
+    if (d->item && d->item->kind == ITEM_STAGE && d->visit == 0) visit_stage(c, d, &stack, &cap);
+  }
+  free(stack);
+  for (size_t f = 0; f < c->prog->n_files; f++) {
+    for (struct item *it = c->prog->files[f]->items; it; it = it->next) {
+      if (it->kind == ITEM_ORDER) check_order_item(c, it);
+      if (it->kind == ITEM_DATA && it->init->kind == EXPR_CALL && ident_is(&it->init->u.call.callee, "mix")) {
+        check_mix_sum(c, it->init);
+        check_mix_members(c, it->init);
+      }
+      if (it->kind == ITEM_STAGE) {
+        for (const struct entry *e = it->block.entries; e; e = e->next)
+          if (e->value->kind == EXPR_CALL && ident_is(&e->value->u.call.callee, "mix")) {
+            check_mix_sum(c, e->value);
+            check_mix_members(c, e->value);
+          }
+      }
+    }
+  }
+}

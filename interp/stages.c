@@ -1,0 +1,44 @@
+#include "interp/stages.h"
+
+#include <string.h>
+
+#define CORPUS OWNER_CORPUS
+#define DEMOS OWNER_DEMOS
+#define PREFS OWNER_PREFS
+#define FEEDBACK OWNER_FEEDBACK
+#define PROMPTS OWNER_PROMPTS
+
+static const struct stage_row rows[] = {
+#define STAGE(owner, class, ok, warn, warn_code, error_code, produces, data_key, data_kind, mix, reference, reward, \
+              warn_after, metrics, objective)                                                                     \
+  {OWNER_##owner, class, ok, warn, warn_code, error_code, produces, data_key, data_kind, mix, reference, reward,    \
+   warn_after, metrics, objective},
+#include "interp/stages.def"
+#undef STAGE
+};
+
+const struct stage_row *stage_row(enum owner_id owner) {
+  for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+    if (rows[i].owner == owner) return &rows[i];
+  return NULL;
+}
+
+const char *state_name(enum model_state state) {
+  static const char *const names[STATE_COUNT] = {"untrained", "base", "instruct", "aligned", "reward"};
+  return state < STATE_COUNT ? names[state] : "unknown";
+}
+
+static bool in_list(const char *list, const char *word, size_t len) {
+  for (const char *p = list; *p;) {
+    const char *bar = strchr(p, '|');
+    size_t n = bar ? (size_t)(bar - p) : strlen(p);
+    if (n == len && memcmp(p, word, len) == 0) return true;
+    if (!bar) break;
+    p = bar + 1;
+  }
+  return false;
+}
+
+bool stage_has_metric(const struct stage_row *row, const char *metric, size_t len) {
+  return in_list("loss|val_loss", metric, len) || in_list(row->metrics, metric, len);
+}
