@@ -15,6 +15,8 @@
 struct allow {
   uint32_t file, start, end; /* the declaration it covers */
   enum diag_code code;
+  struct span at; /* the code in the comment */
+  bool used;
 };
 
 struct allows {
@@ -34,8 +36,11 @@ static bool ends_before_line(struct checker *c, const struct item *it, uint32_t 
   return end_line < line;
 }
 
+/* Comments of imported files apply their allows, but only the main file's
+ * comments are reported on: an imported library is not the user's to fix. */
 static void parse_comment(struct checker *c, const struct ast_file *tree, const struct comment *cm,
                           const struct item **next, struct allows *out) {
+  bool report = program_is_main(c->prog, tree->file);
   static const char prefix[] = "trainpipe:";
   const char *p = skip_space(cm->text, cm->text + cm->len), *end = cm->text + cm->len;
   if ((size_t)(end - p) < sizeof prefix - 1 || memcmp(p, prefix, sizeof prefix - 1) != 0) return;
@@ -48,6 +53,7 @@ static void parse_comment(struct checker *c, const struct ast_file *tree, const 
   while (*next && (*next)->span.end <= cm->span.start && ends_before_line(c, *next, cm->span.line))
     *next = (*next)->next;
   const struct item *target = *next;
+  bool any = false;
   const char *counted = cm->text; /* columns are counted once, left to right */
   uint32_t col = cm->span.col + 1;
   /* One comment gets a few W0015s, then one note with the count. */
@@ -67,7 +73,7 @@ static void parse_comment(struct checker *c, const struct ast_file *tree, const 
     enum diag_code code;
     bool known = diag_lookup(word, (size_t)(p - word), &code);
     if (!known || diag_info(code)->level == SEV_ERROR) {
-      if (++bad > MAX_BAD_PER_COMMENT) continue;
+      if (!report || ++bad > MAX_BAD_PER_COMMENT) continue;
       if (!known) {
         last_bad = diag_emit(c->diags, W0015, at, "unknown diagnostic code '%.*s'", (int)(p - word), word);
       } else {
@@ -76,9 +82,20 @@ static void parse_comment(struct checker *c, const struct ast_file *tree, const 
       }
       continue;
     }
-    if (!target) continue;
+    any = true;
+    if (!target) {
+      if (report) diag_emit(c->diags, W0017, at, "no declaration follows this suppression of %s", diag_info(code)->code);
+      continue;
+    }
     out->v = xgrow(out->v, &out->cap, out->n + 1, sizeof *out->v);
-    out->v[out->n++] = (struct allow){tree->file, target->span.start, target->span.end, code};
+    out->v[out->n++] = (struct allow){tree->file, target->span.start, target->span.end, code, at, false};
+  }
+  /* the reason: "-- why", with something after the dashes */
+  const char *why = p < end && end - p >= 2 && p[0] == '-' && p[1] == '-' ? skip_space(p + 2, end) : end;
+  if (report && any && why >= end) {
+    struct diag *d = diag_emit(c->diags, W0016, cm->span, "a suppression without a reason");
+    diag_note(c->diags, d, "the next reader needs to know why the warning does not apply here");
+    diag_help(c->diags, d, "say why after '--': # trainpipe: allow CODE -- reason");
   }
   if (bad > MAX_BAD_PER_COMMENT)
     diag_note(c->diags, last_bad, "%zu more codes in this comment are unknown or errors", bad - MAX_BAD_PER_COMMENT);
@@ -95,7 +112,7 @@ static int compare_allows(const void *a, const void *b) {
  * declarations of one file do not overlap, so the last one starting at or
  * before the diagnostic is the only one that can contain it. */
 static bool suppressed(const struct diag *d, void *ctx) {
-  const struct allows *a = ctx;
+  struct allows *a = ctx;
   if (d->severity == SEV_ERROR) return false;
   size_t lo = 0, hi = a->n;
   while (lo < hi) { /* first allow after (file, code, d->span.start) */
@@ -108,8 +125,10 @@ static bool suppressed(const struct diag *d, void *ctx) {
     else hi = mid;
   }
   if (lo == 0) return false;
-  const struct allow *m = &a->v[lo - 1];
-  return m->file == d->span.file && m->code == d->code && d->span.start >= m->start && d->span.start < m->end;
+  struct allow *m = &a->v[lo - 1];
+  bool hit = m->file == d->span.file && m->code == d->code && d->span.start >= m->start && d->span.start < m->end;
+  m->used |= hit;
+  return hit;
 }
 
 void check_suppressions(struct checker *c) {
@@ -127,6 +146,13 @@ void check_suppressions(struct checker *c) {
       if (k == 0 || compare_allows(&allows.v[k - 1], &allows.v[i]) != 0) allows.v[k++] = allows.v[i];
     allows.n = k;
     diag_filter(c->diags, suppressed, &allows);
+    for (size_t i = 0; i < allows.n; i++) {
+      if (allows.v[i].used || c->incomplete || !program_is_main(c->prog, allows.v[i].file))
+        continue; /* lost declarations make it unknowable; imports are not reported on */
+      struct diag *d = diag_emit(c->diags, W0017, allows.v[i].at, "%s is not reported here; the suppression silences nothing",
+                                 diag_info(allows.v[i].code)->code);
+      diag_help(c->diags, d, "remove it, so that the warning is seen when it does apply");
+    }
   }
   free(allows.v);
 }
