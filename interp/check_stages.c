@@ -12,6 +12,9 @@
 #include "interp/stages.h"
 #include "interp/suggest.h"
 
+static void check_compatible(struct checker *c, const struct item *it, const struct ident *other_name,
+                             const struct decl *policy, const struct decl *other, bool same_architecture);
+
 const struct stage_row *decl_stage_row(const struct item *stage) {
   const struct owner_spec *os = owner_find(FAMILY_STAGE, stage->kind_name.text, stage->kind_name.len);
   return os ? stage_row(os->id) : NULL;
@@ -246,6 +249,7 @@ static void check_reference(struct checker *c, struct decl *self, const struct s
     diag_help(c->diags, d, "use the model the stage starts from: frozen(%.*s)", (int)it->from.len, it->from.text);
     return;
   }
+  check_compatible(c, it, target, self, t, true);
   if (!ident_eq(target, &it->from) && from_of(c, it)) {
     struct diag *d = diag_emit(c->diags, W0405, target->span, "the reference is '%.*s', but '%.*s' starts from '%.*s'",
                                (int)target->len, target->text, (int)it->name.len, it->name.text, (int)it->from.len,
@@ -257,7 +261,8 @@ static void check_reference(struct checker *c, struct decl *self, const struct s
   }
 }
 
-static void check_reward(struct checker *c, const struct item *it, const struct stage_row *row) {
+static void check_reward(struct checker *c, const struct decl *self, const struct stage_row *row) {
+  const struct item *it = self->item;
   const struct entry *e = entry_of(it, "reward");
   const char *kind = owner_spec(row->owner)->name;
   if (!e) {
@@ -274,7 +279,11 @@ static void check_reward(struct checker *c, const struct item *it, const struct 
   /* What a declaration produces does not depend on its input. */
   if (d->item->kind == ITEM_STAGE) {
     const struct stage_row *r = decl_stage_row(d->item);
-    if (!r || r->produces == STATE_REWARD) return;
+    if (!r) return;
+    if (r->produces == STATE_REWARD) {
+      check_compatible(c, it, &e->value->u.name, self, d, false);
+      return;
+    }
   } else {
     if (d->visit != 2) value_of_model(d);
     if (d->state == STATE_REWARD) return;
@@ -305,6 +314,216 @@ static void check_group(struct checker *c, const struct item *it, const struct s
                              group);
   diag_note(c->diags, d, "every prompt's group must fit in one batch for its advantages to be computed");
   diag_help(c->diags, d, "make batch a multiple of group");
+}
+
+/* The model declaration at the root of a lineage, if it resolves. */
+static const struct item *root_model(struct checker *c, const struct decl *d) {
+  size_t steps = c->symbols.n + 1;
+  while (d && d->item->kind == ITEM_STAGE && steps-- > 0) d = from_of(c, d->item);
+  return d && d->item->kind == ITEM_MODEL ? d->item : NULL;
+}
+
+/* What a model declaration says of its shape; NAN and NULL where a
+ * checkpoint leaves it to its config. */
+struct shape {
+  double layers, heads, width, vocab, context;
+  const char *tokenizer;
+  size_t tokenizer_len;
+};
+
+static double model_number(struct checker *c, const struct item *m, enum owner_id owner, const char *key) {
+  const struct entry *e = entry_of(m, key);
+  const struct expr *v = e ? e->value : NULL;
+  if (!v && m->init->kind == EXPR_CALL) {
+    const struct arg *a = arg_of(m->init, key);
+    v = a ? a->value : NULL;
+  }
+  if (v) return v->kind == EXPR_NUMBER && !v->invalid ? v->u.number.value : NAN;
+  const struct key_spec *k = key_find(&c->keys, owner, key, strlen(key));
+  if (!k || k->default_text[0] == '\0' || strcmp(k->default_text, "-") == 0) return NAN;
+  return strtod(k->default_text, NULL);
+}
+
+static struct shape model_shape(struct checker *c, const struct item *m) {
+  struct shape s = {NAN, NAN, NAN, NAN, NAN, NULL, 0};
+  enum owner_id owner = m->init->kind == EXPR_CALL ? OWNER_LOAD : OWNER_GPT2;
+  if (owner == OWNER_GPT2 && !ident_is(&m->init->u.name, "gpt2")) return s;
+  s.layers = model_number(c, m, owner, "layers");
+  s.heads = model_number(c, m, owner, "heads");
+  s.width = model_number(c, m, owner, "width");
+  s.context = model_number(c, m, owner, "context");
+  s.vocab = model_number(c, m, owner, "vocab");
+  const struct entry *e = entry_of(m, "tokenizer");
+  const struct arg *a = m->init->kind == EXPR_CALL ? arg_of(m->init, "tokenizer") : NULL;
+  const struct expr *v = e ? e->value : a ? a->value : NULL;
+  if (v && v->kind == EXPR_NAME) {
+    s.tokenizer = v->u.name.text;
+    s.tokenizer_len = v->u.name.len;
+  } else if (!v && owner == OWNER_GPT2) {
+    s.tokenizer = "bytes";
+    s.tokenizer_len = 5;
+  }
+  /* the byte tokenizer has 256 bytes and 5 special tokens */
+  if (isnan(s.vocab) && s.tokenizer && s.tokenizer_len == 5 && memcmp(s.tokenizer, "bytes", 5) == 0) s.vocab = 261;
+  if (isnan(s.vocab) && s.tokenizer && s.tokenizer_len == 3 && memcmp(s.tokenizer, "bpe", 3) == 0) s.vocab = 50257;
+  return s;
+}
+
+/* Parameters of a GPT-2 shape: embeddings (the head is tied), and per block
+ * attention (4d^2 + 4d), MLP (8d^2 + 5d) and two LayerNorms (4d). */
+static double parameters(const struct shape *s) {
+  double d = s->width;
+  return s->vocab * d + s->context * d + s->layers * (12 * d * d + 13 * d) + 2 * d;
+}
+
+static bool differs(double a, double b) { return !isnan(a) && !isnan(b) && a != b; }
+
+/* A policy and the model it is measured against (or scored by) must read
+ * the same token ids; a reference must also have the same shape. */
+static void check_compatible(struct checker *c, const struct item *it, const struct ident *other_name,
+                             const struct decl *policy, const struct decl *other, bool same_architecture) {
+  const struct item *pm = root_model(c, policy), *om = root_model(c, other);
+  if (!pm || !om || pm == om) return;
+  struct shape p = model_shape(c, pm), o = model_shape(c, om);
+  if (p.tokenizer && o.tokenizer &&
+      (p.tokenizer_len != o.tokenizer_len || memcmp(p.tokenizer, o.tokenizer, p.tokenizer_len) != 0)) {
+    struct diag *d = diag_emit(c->diags, E0420, other_name->span, "'%.*s' uses the %.*s tokenizer, '%.*s' the %.*s one",
+                               (int)other_name->len, other_name->text, (int)o.tokenizer_len, o.tokenizer,
+                               (int)it->name.len, it->name.text, (int)p.tokenizer_len, p.tokenizer);
+    diag_label(c->diags, d, om->name.span, "'%.*s' descends from this model", (int)other_name->len, other_name->text);
+    diag_note(c->diags, d, "the same text becomes different token ids, so log-probabilities and rewards of one "
+                           "cannot be read against the other");
+    diag_help(c->diags, d, "derive both from models with one tokenizer");
+    return;
+  }
+  if (same_architecture && (differs(p.layers, o.layers) || differs(p.heads, o.heads) || differs(p.width, o.width) ||
+                            differs(p.vocab, o.vocab))) {
+    struct diag *d = diag_emit(c->diags, E0421, other_name->span, "'%.*s' has another architecture than '%.*s'",
+                               (int)other_name->len, other_name->text, (int)it->name.len, it->name.text);
+    diag_label(c->diags, d, om->name.span, "'%.*s' descends from this model", (int)other_name->len, other_name->text);
+    diag_label(c->diags, d, pm->name.span, "'%.*s' from this one", (int)it->name.len, it->name.text);
+    diag_note(c->diags, d, "a reference is a snapshot of the policy's own starting point; another shape cannot be one");
+  }
+}
+
+/* The data sets a stage trains on: a name, or the members of a mix. */
+static size_t data_names(struct checker *c, const struct item *stage, const char *key, const struct ident **out,
+                         size_t max) {
+  const struct entry *e = entry_of(stage, key);
+  if (!e) return 0;
+  const struct expr *v = e->value;
+  if (v->kind == EXPR_NAME) {
+    struct decl *d = find(c, &v->u.name);
+    if (!d || d->item->kind != ITEM_DATA) return 0;
+    if (d->item->init->kind == EXPR_CALL && ident_is(&d->item->init->u.call.callee, "mix")) v = d->item->init;
+    else return max ? (out[0] = &v->u.name, 1) : 0;
+  }
+  size_t n = 0;
+  if (v->kind == EXPR_CALL && ident_is(&v->u.call.callee, "mix"))
+    for (const struct arg *a = v->u.call.args; a && n < max; a = a->next)
+      if (a->name.text) out[n++] = &a->name;
+  return n;
+}
+
+#define MAX_CORPORA 64
+
+/* Mid-training on new data alone forgets the old: the lineage's pre-training
+ * corpora should keep a share. */
+static void check_replay(struct checker *c, const struct decl *self, const struct stage_row *row) {
+  const struct ident *mine[MAX_CORPORA], *old[MAX_CORPORA];
+  size_t n_mine = data_names(c, self->item, row->data_key, mine, MAX_CORPORA), n_old = 0;
+  if (n_mine == 0) return;
+  size_t steps = c->symbols.n + 1;
+  for (const struct decl *d = from_of(c, self->item); d && d->item->kind == ITEM_STAGE && steps-- > 0;
+       d = from_of(c, d->item)) {
+    const struct stage_row *r = decl_stage_row(d->item);
+    if (r && (r->class & row->replay)) n_old += data_names(c, d->item, r->data_key, old + n_old, MAX_CORPORA - n_old);
+  }
+  if (n_old == 0) return;
+  for (size_t i = 0; i < n_mine; i++)
+    for (size_t j = 0; j < n_old; j++)
+      if (ident_eq(mine[i], old[j])) return;
+  const struct entry *e = entry_of(self->item, row->data_key);
+  struct diag *d = diag_emit(c->diags, W0409, e->value->span, "%s stage '%.*s' keeps no share of '%.*s', which its "
+                             "model was pre-trained on", owner_spec(row->owner)->name, (int)self->item->name.len,
+                             self->item->name.text, (int)old[0]->len, old[0]->text);
+  diag_note(c->diags, d, "training on new data alone overwrites what the model knew (catastrophic forgetting)");
+  diag_help(c->diags, d, "replay some of it: data = mix(%.*s = 80%%, %.*s = 20%%)", (int)mine[0]->len, mine[0]->text,
+            (int)old[0]->len, old[0]->text);
+}
+
+/* Pre-training is compute-optimal near 20 tokens per parameter (Hoffmann et
+ * al., 2022); far from it, the note says by how much. */
+static void check_chinchilla(struct checker *c, const struct decl *self) {
+  const struct entry *e = entry_of(self->item, "tokens");
+  const struct item *m = root_model(c, self);
+  if (!e || !m || e->value->kind != EXPR_NUMBER || e->value->invalid) return;
+  struct shape s = model_shape(c, m);
+  double params = parameters(&s), tokens = e->value->u.number.value;
+  if (isnan(params) || params <= 0 || tokens < 1) return; /* below 1 is out of range */
+  double ratio = tokens / params;
+  if (ratio >= 2 && ratio <= 200) return; /* within a factor of 10 */
+  struct diag *d = diag_emit(c->diags, N0424, e->value->span, "%.3g tokens for %.3g parameters: %.2g tokens per "
+                             "parameter", tokens, params, ratio);
+  diag_note(c->diags, d, "compute-optimal pre-training is about 20 tokens per parameter: %.3g tokens here%s",
+            20 * params, ratio > 200 ? "; training longer than that is a choice for cheaper inference" : "");
+}
+
+/* Positions past the model's context were never trained; a stage that may
+ * extend the context (mid-training) must come first. */
+static void check_context(struct checker *c, const struct decl *self, const struct stage_row *row) {
+  const struct entry *e = entry_of(self->item, "context");
+  if (!e || row->extends_context || e->value->kind != EXPR_NUMBER) return;
+  double context = NAN;
+  size_t steps = c->symbols.n + 1;
+  const struct decl *d = from_of(c, self->item);
+  for (; d && d->item->kind == ITEM_STAGE && steps-- > 0; d = from_of(c, d->item)) {
+    const struct stage_row *r = decl_stage_row(d->item);
+    const struct entry *x = entry_of(d->item, "context");
+    if (r && r->extends_context && x && x->value->kind == EXPR_NUMBER) {
+      context = x->value->u.number.value;
+      break;
+    }
+  }
+  if (isnan(context) && d && d->item->kind == ITEM_MODEL) context = model_shape(c, d->item).context;
+  if (isnan(context) || e->value->u.number.value <= context) return;
+  struct diag *d2 = diag_emit(c->diags, W0425, e->value->span, "a context of %g, but the model was trained on %g",
+                              e->value->u.number.value, context);
+  diag_note(c->diags, d2, "positions past %g were never trained; the model has not learnt to use them", context);
+  diag_help(c->diags, d2, "extend the context in a midtrain stage first (long documents, context = %g)",
+            e->value->u.number.value);
+}
+
+/* The stage's learning rate: adamw(lr = ...), else its row's default. */
+static double learning_rate(const struct item *stage, const struct stage_row *row) {
+  const struct entry *e = entry_of(stage, "optimizer");
+  if (e && e->value->kind == EXPR_CALL) {
+    const struct arg *a = arg_of(e->value, "lr");
+    if (a) return a->value->kind == EXPR_NUMBER && !a->value->invalid ? a->value->u.number.value : NAN;
+  }
+  return row->default_lr;
+}
+
+/* Preference and RL stages move the policy a little; a learning rate above
+ * the SFT one moves it a lot. */
+static void check_learning_rate(struct checker *c, const struct decl *self, const struct stage_row *row) {
+  if (!(row->class & (CLASS_PREFERENCE | CLASS_RL))) return;
+  size_t steps = c->symbols.n + 1;
+  for (const struct decl *d = from_of(c, self->item); d && d->item->kind == ITEM_STAGE && steps-- > 0;
+       d = from_of(c, d->item)) {
+    const struct stage_row *r = decl_stage_row(d->item);
+    if (!r || !(r->class & CLASS_SFT)) continue;
+    double mine = learning_rate(self->item, row), sft = learning_rate(d->item, r);
+    if (isnan(mine) || isnan(sft) || mine <= sft) return;
+    const struct entry *e = entry_of(self->item, "optimizer");
+    struct diag *diag = diag_emit(c->diags, W0426, e ? e->value->span : self->item->name.span,
+                                  "a learning rate of %g, above the %g of SFT stage '%.*s'", mine, sft,
+                                  (int)d->item->name.len, d->item->name.text);
+    diag_note(c->diags, diag, "%s only nudges the SFT policy; TRL's defaults are 10 to 100 times below SFT's",
+              owner_spec(row->owner)->name);
+    diag_help(c->diags, diag, "use a learning rate below %g, e.g. %g", sft, sft / 10);
+    return;
+  }
 }
 
 static void check_kl(struct checker *c, const struct item *it) {
@@ -362,9 +581,13 @@ static void visit_stage(struct checker *c, struct decl *start, struct decl ***st
     d->state = (unsigned char)row->produces;
     check_data_kind(c, d->item, row);
     if (row->reference != REF_NONE) check_reference(c, d, row);
-    if (row->reward) check_reward(c, d->item, row);
+    if (row->reward) check_reward(c, d, row);
     check_group(c, d->item, row);
     check_kl(c, d->item);
+    if (row->replay) check_replay(c, d, row);
+    if (row->class & CLASS_PRETRAIN) check_chinchilla(c, d);
+    check_context(c, d, row);
+    check_learning_rate(c, d, row);
   }
 }
 

@@ -10,9 +10,9 @@
 
 static const struct stage_row rows[] = {
 #define STAGE(owner, class, ok, warn, warn_code, error_code, produces, data_key, data_kind, mix, reference, reward, \
-              warn_after, metrics, objective)                                                                     \
+              warn_after, metrics, objective, replay, extends_context, lr)                                        \
   {OWNER_##owner, class, ok, warn, warn_code, error_code, produces, data_key, data_kind, mix, reference, reward,    \
-   warn_after, metrics, objective},
+   warn_after, metrics, objective, replay, extends_context, lr},
 #include "interp/stages.def"
 #undef STAGE
 };

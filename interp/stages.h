@@ -41,6 +41,9 @@ struct stage_row {
   unsigned warn_after; /* classes */
   const char *metrics; /* "a|b", besides loss and val_loss */
   const char *objective;
+  unsigned replay; /* classes */
+  bool extends_context;
+  double default_lr;
 };
 
 /* The row of a stage kind; NULL for an owner that is not a stage kind. */
