@@ -13,7 +13,7 @@ static const char program_text[] =
     "data web = corpus(\"web/*.txt\")\n"
     "data dup = corpus(\"a\")\n"
     "data dup = corpus(\"b\")\n"
-    "stage base = pretrain(tiny) { data = mix(web = 50%, dup = 50%)  tokens = 1M }\n"
+    "stage base = pretrain(tiny) { data = mix(web = 50%, dup = 50%)  tokens = 500M }\n"
     "stage sft1 = sft(bsae) { data = web }\n";
 
 static char *render(struct program *prog, enum render_format format, const char **path) {
