@@ -607,11 +607,16 @@ static void check_order_item(struct checker *c, const struct item *it) {
 }
 
 void check_stages(struct checker *c) {
+  /* In source order, which keeps a large file's walk through memory
+   * sequential; a stage's lineage is visited first whatever the order. */
   struct decl **stack = NULL;
   size_t cap = 0;
-  for (size_t i = 0; i < c->symbols.cap; i++) {
-    struct decl *d = &c->symbols.slots[i];
-    if (d->item && d->item->kind == ITEM_STAGE && d->visit == 0) visit_stage(c, d, &stack, &cap);
+  for (size_t f = 0; f < c->prog->n_files; f++) {
+    for (struct item *it = c->prog->files[f]->items; it; it = it->next) {
+      if (it->kind != ITEM_STAGE) continue;
+      struct decl *d = find(c, &it->name);
+      if (d && d->item == it && d->visit == 0) visit_stage(c, d, &stack, &cap);
+    }
   }
   free(stack);
   for (size_t f = 0; f < c->prog->n_files; f++) {
