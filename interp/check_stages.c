@@ -113,9 +113,11 @@ static void check_input(struct checker *c, const struct item *it, const struct s
       diag_help(c->diags, d, "initialise the reward model from the SFT model");
     }
   } else {
-    d = diag_emit(c->diags, row->error_code, it->from.span, "%s cannot start from '%.*s', a %s model", kind,
+    /* a reward model is a scorer, never a policy, whatever the row */
+    enum diag_code code = from->state == STATE_REWARD ? E0428 : row->error_code;
+    d = diag_emit(c->diags, code, it->from.span, "%s cannot start from '%.*s', a %s model", kind,
                   (int)it->from.len, it->from.text, state);
-    if (row->error_code == E0406) {
+    if (code == E0406) {
       diag_note(c->diags, d, "rollouts of a model that never went through SFT are continuations, not responses: "
                              "the reward has nothing to rank");
       diag_help(c->diags, d, "start from an sft or orpo stage");
@@ -286,7 +288,10 @@ static void check_reward(struct checker *c, const struct decl *self, const struc
     }
   } else {
     if (d->visit != 2) value_of_model(d);
-    if (d->state == STATE_REWARD) return;
+    if (d->state == STATE_REWARD) {
+      check_compatible(c, it, &e->value->u.name, self, d, false);
+      return;
+    }
   }
   struct diag *diag = diag_emit(c->diags, E0413, e->value->span, "'%.*s' is not a reward model",
                                 (int)e->value->u.name.len, e->value->u.name.text);
@@ -487,7 +492,7 @@ static void check_context(struct checker *c, const struct decl *self, const stru
   }
   if (isnan(context) && d && d->item->kind == ITEM_MODEL) context = model_shape(c, d->item).context;
   if (isnan(context) || e->value->u.number.value <= context) return;
-  struct diag *d2 = diag_emit(c->diags, W0425, e->value->span, "a context of %g, but the model was trained on %g",
+  struct diag *d2 = diag_emit(c->diags, W0425, e->value->span, "a context of %g, longer than the model's %g",
                               e->value->u.number.value, context);
   diag_note(c->diags, d2, "positions past %g were never trained; the model has not learnt to use them", context);
   diag_help(c->diags, d2, "extend the context in a midtrain stage first (long documents, context = %g)",

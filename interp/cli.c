@@ -4,7 +4,9 @@
 
 #include "config.h"
 #include "interp/check.h"
+#include "interp/explain.h"
 #include "interp/render.h"
+#include "interp/render_sarif.h"
 
 #ifdef HAVE_CUDA
 #include "gpu/device.h"
@@ -15,6 +17,7 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  check FILE...    check pipelines and report every problem found\n"
+    "  explain [CODE]   explain a diagnostic code, or list them all\n"
     "  help [COMMAND]   show help for trainpipe or for a command\n"
     "  version          show the version and the backends built in\n"
     "\n"
@@ -28,8 +31,8 @@ static const char check_usage[] =
     "key and value, and reports what it finds.\n"
     "\n"
     "options:\n"
-    "  --format=FORMAT  text (default), gcc (file:line:col: severity: message [CODE])\n"
-    "                   or json (one document for all files)\n"
+    "  --format=FORMAT  text (default), gcc (file:line:col: severity: message [CODE]),\n"
+    "                   json (one document for all files) or sarif (SARIF 2.1.0)\n"
     "  --color=WHEN     auto (default: on a terminal, unless NO_COLOR is set),\n"
     "                   always or never\n"
     "  --werror         exit 1 on warnings as well as errors\n"
@@ -95,11 +98,12 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
     } else if (strcmp(a, "--werror") == 0) {
       opt.werror = true;
     } else if ((v = option_value("--format", argc, argv, &i))) {
-      if (!*v) return free(files), usage_error(err, "%s", "--format needs a value: text, gcc or json");
+      if (!*v) return free(files), usage_error(err, "%s", "--format needs a value: text, gcc, json or sarif");
       if (strcmp(v, "text") == 0) opt.format = RENDER_TEXT;
       else if (strcmp(v, "gcc") == 0) opt.format = RENDER_GCC;
       else if (strcmp(v, "json") == 0) opt.format = RENDER_JSON;
-      else return free(files), usage_error(err, "--format expects text, gcc or json, not '%s'", v);
+      else if (strcmp(v, "sarif") == 0) opt.format = RENDER_SARIF;
+      else return free(files), usage_error(err, "--format expects text, gcc, json or sarif, not '%s'", v);
     } else if ((v = option_value("--color", argc, argv, &i))) {
       if (!*v) return free(files), usage_error(err, "%s", "--color needs a value: auto, always or never");
       if (strcmp(v, "auto") == 0) opt.color = -1;
@@ -113,7 +117,7 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
   if (n_files == 0) return free(files), usage_error(err, "%s", "check: no pipeline file given");
 
   bool color = opt.color == 1 || (opt.color == -1 && env->out_is_tty && !env->no_color);
-  json_t *all = opt.format == RENDER_JSON ? json_array() : NULL;
+  json_t *all = opt.format == RENDER_JSON || opt.format == RENDER_SARIF ? json_array() : NULL;
   int status = EXIT_CLEAN;
   for (int i = 0; i < n_files; i++) {
     struct program prog;
@@ -129,6 +133,7 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
       break;
     case RENDER_GCC: render_gcc(out, &prog); break;
     case RENDER_JSON: render_json_append(all, &prog); break;
+    case RENDER_SARIF: render_sarif_append(all, &prog); break;
     }
 
     int file_status = EXIT_CLEAN;
@@ -139,7 +144,7 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
   }
   free(files);
   if (all) {
-    json_t *doc = render_json_document(all);
+    json_t *doc = opt.format == RENDER_SARIF ? render_sarif_document(all) : render_json_document(all);
     json_dumpf(doc, out, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     fputc('\n', out);
     json_decref(doc);
@@ -163,6 +168,30 @@ static int cmd_version(FILE *out) {
   return EXIT_CLEAN;
 }
 
+static const char explain_usage[] =
+    "usage: trainpipe explain [CODE]\n"
+    "\n"
+    "Prints the page of a diagnostic code (E0402 or its short name,\n"
+    "missing-reference): what the rule checks, why, and an example with its\n"
+    "fix. Without a code, lists every code with its level and short name.\n";
+
+static int cmd_explain(int argc, char **argv, FILE *out, FILE *err) {
+  if (argc < 2) {
+    explain_list(out);
+    return EXIT_CLEAN;
+  }
+  if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
+    fputs(explain_usage, out);
+    return EXIT_CLEAN;
+  }
+  if (argc > 2) return usage_error(err, "%s", "explain: one code at a time");
+  enum diag_code code;
+  if (!diag_lookup(argv[1], strlen(argv[1]), &code))
+    return usage_error(err, "explain: no diagnostic code '%s'; 'trainpipe explain' lists them", argv[1]);
+  explain_print(out, code);
+  return EXIT_CLEAN;
+}
+
 static int cmd_help(int argc, char **argv, FILE *out, FILE *err) {
   if (argc < 2) {
     fputs(usage_text, out);
@@ -170,6 +199,10 @@ static int cmd_help(int argc, char **argv, FILE *out, FILE *err) {
   }
   if (strcmp(argv[1], "check") == 0) {
     fputs(check_usage, out);
+    return EXIT_CLEAN;
+  }
+  if (strcmp(argv[1], "explain") == 0) {
+    fputs(explain_usage, out);
     return EXIT_CLEAN;
   }
   if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "version") == 0) {
@@ -187,6 +220,7 @@ int cli_main(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *
   const char *cmd = argv[1];
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1, out, err, env);
   if (strcmp(cmd, "help") == 0) return cmd_help(argc - 1, argv + 1, out, err);
+  if (strcmp(cmd, "explain") == 0) return cmd_explain(argc - 1, argv + 1, out, err);
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) return cmd_help(1, argv + 1, out, err);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) return cmd_version(out);
   return usage_error(err, "unknown command '%s'", cmd);

@@ -9,7 +9,7 @@
 
 #include "interp/program.h"
 
-enum render_format { RENDER_TEXT, RENDER_GCC, RENDER_JSON };
+enum render_format { RENDER_TEXT, RENDER_GCC, RENDER_JSON, RENDER_SARIF };
 
 #define RENDER_JSON_VERSION 1
 

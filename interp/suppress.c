@@ -84,7 +84,7 @@ static void parse_comment(struct checker *c, const struct ast_file *tree, const 
     }
     any = true;
     if (!target) {
-      if (report) diag_emit(c->diags, W0017, at, "no declaration follows this suppression of %s", diag_info(code)->code);
+      if (report && !c->incomplete) diag_emit(c->diags, W0017, at, "no declaration follows this suppression of %s", diag_info(code)->code);
       continue;
     }
     out->v = xgrow(out->v, &out->cap, out->n + 1, sizeof *out->v);

@@ -13,6 +13,7 @@ Suite *parser_suite(void);
 Suite *keys_suite(void);
 Suite *suggest_suite(void);
 Suite *render_suite(void);
+Suite *explain_suite(void);
 
 /* A text parsed on its own, without imports or checks. */
 struct parsed {
