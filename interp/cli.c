@@ -4,6 +4,7 @@
 
 #include "config.h"
 #include "interp/check.h"
+#include "interp/project.h"
 #include "interp/explain.h"
 #include "interp/render.h"
 #include "interp/render_sarif.h"
@@ -36,6 +37,8 @@ static const char check_usage[] =
     "  --color=WHEN     auto (default: on a terminal, unless NO_COLOR is set),\n"
     "                   always or never\n"
     "  --werror         exit 1 on warnings as well as errors\n"
+    "  --no-config      ignore trainpipe.yaml (found from the FILE's folder\n"
+    "                   upwards: per-code levels, werror)\n"
     "  -h, --help       show this help\n"
     "\n"
     "A FILE of '-' is read from standard input.\n"
@@ -48,6 +51,7 @@ struct check_options {
   enum render_format format;
   int color; /* -1 auto, 0 never, 1 always */
   bool werror;
+  bool no_config;
 };
 
 /* Accepts "--name=value" and "--name value"; returns the value, NULL when
@@ -97,6 +101,8 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
       return EXIT_CLEAN;
     } else if (strcmp(a, "--werror") == 0) {
       opt.werror = true;
+    } else if (strcmp(a, "--no-config") == 0) {
+      opt.no_config = true;
     } else if ((v = option_value("--format", argc, argv, &i))) {
       if (!*v) return free(files), usage_error(err, "%s", "--format needs a value: text, gcc, json or sarif");
       if (strcmp(v, "text") == 0) opt.format = RENDER_TEXT;
@@ -123,8 +129,13 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
     struct program prog;
     program_init(&prog, env->stdlib_dir);
     program_load(&prog, files[i]);
-    if (!prog.main_refused) check_program(&prog);
-    else diag_sort(&prog.diags);
+    struct config cfg = {0};
+    if (!prog.main_refused) {
+      check_program(&prog);
+      if (!opt.no_config) config_load(&cfg, &prog, files[i]);
+      config_apply(&cfg, &prog);
+    }
+    diag_sort(&prog.diags);
 
     switch (opt.format) {
     case RENDER_TEXT:
@@ -138,7 +149,8 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
 
     int file_status = EXIT_CLEAN;
     if (prog.main_refused) file_status = EXIT_USAGE;
-    else if (prog.diags.count[SEV_ERROR] || (opt.werror && prog.diags.count[SEV_WARNING])) file_status = EXIT_FINDINGS;
+    else if (prog.diags.count[SEV_ERROR] || ((opt.werror || cfg.werror) && prog.diags.count[SEV_WARNING]))
+      file_status = EXIT_FINDINGS;
     if (file_status > status) status = file_status;
     program_free(&prog);
   }

@@ -13,6 +13,7 @@
 #include "config.h"
 #include "interp/check.h"
 #include "interp/explain.h"
+#include "interp/project.h"
 #include "interp/render_sarif.h"
 #include "tests/unit/suites.h"
 
@@ -163,7 +164,12 @@ static bool reports(const char *text, enum diag_code code, char *all, size_t siz
   struct program prog;
   program_init(&prog, TRAINPIPE_SRCDIR "/stdlib-pipelines");
   program_load(&prog, path);
-  if (!prog.main_refused) check_program(&prog);
+  if (!prog.main_refused) {
+    check_program(&prog);
+    struct config cfg; /* as `check` does: the project file applies */
+    config_load(&cfg, &prog, path);
+    config_apply(&cfg, &prog);
+  }
   bool found = false;
   size_t used = 0;
   all[0] = '\0';
