@@ -180,7 +180,7 @@ static void report_unused(struct checker *c) {
   }
 }
 
-void check_program(struct program *prog) {
+void check_program(struct program *prog, const struct check_options *opt) {
   struct checker c = {.prog = prog, .diags = &prog->diags, .suggest_budget = SUGGEST_BUDGET};
   key_index_init(&c.keys);
   symtab_init(&c.symbols);
@@ -202,6 +202,7 @@ void check_program(struct program *prog) {
     }
   }
   check_stages(&c);
+  if (opt->data && !c.incomplete) check_data_files(&c);
   report_unused(&c);
   check_suppressions(&c);
   diag_sort(c.diags);

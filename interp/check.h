@@ -7,6 +7,10 @@
 
 #include "interp/program.h"
 
-void check_program(struct program *prog);
+struct check_options {
+  bool data; /* read the data files (off with --no-data) */
+};
+
+void check_program(struct program *prog, const struct check_options *opt);
 
 #endif

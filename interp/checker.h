@@ -29,6 +29,8 @@ void check_stage(struct checker *c, struct item *item);
 void check_suppressions(struct checker *c);
 /* The stage graph: states along the lineage and every ordering rule. */
 void check_stages(struct checker *c);
+/* Data files: paths resolve, JSONL lines parse and carry their fields. */
+void check_data_files(struct checker *c);
 /* The stage row of a stage declaration; NULL for an unknown kind. */
 const struct stage_row *decl_stage_row(const struct item *stage);
 

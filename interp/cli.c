@@ -37,6 +37,7 @@ static const char check_usage[] =
     "  --color=WHEN     auto (default: on a terminal, unless NO_COLOR is set),\n"
     "                   always or never\n"
     "  --werror         exit 1 on warnings as well as errors\n"
+    "  --no-data        do not read the data files\n"
     "  --no-config      ignore trainpipe.yaml (found from the FILE's folder\n"
     "                   upwards: per-code levels, werror)\n"
     "  -h, --help       show this help\n"
@@ -47,11 +48,12 @@ static const char check_usage[] =
     "errors or a FILE that cannot be read as UTF-8 text (a bad import is an\n"
     "error of the importing file: 1).\n";
 
-struct check_options {
+struct cli_check_options {
   enum render_format format;
   int color; /* -1 auto, 0 never, 1 always */
   bool werror;
   bool no_config;
+  bool no_data;
 };
 
 /* Accepts "--name=value" and "--name value"; returns the value, NULL when
@@ -84,7 +86,7 @@ static void print_summary(FILE *out, struct program *prog, const char *path) {
 }
 
 static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
-  struct check_options opt = {.format = RENDER_TEXT, .color = -1};
+  struct cli_check_options opt = {.format = RENDER_TEXT, .color = -1};
   /* Options may come before or after the files; "--" ends them. */
   char **files = xmalloc((size_t)argc * sizeof *files);
   int n_files = 0;
@@ -103,6 +105,8 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
       opt.werror = true;
     } else if (strcmp(a, "--no-config") == 0) {
       opt.no_config = true;
+    } else if (strcmp(a, "--no-data") == 0) {
+      opt.no_data = true;
     } else if ((v = option_value("--format", argc, argv, &i))) {
       if (!*v) return free(files), usage_error(err, "%s", "--format needs a value: text, gcc, json or sarif");
       if (strcmp(v, "text") == 0) opt.format = RENDER_TEXT;
@@ -131,7 +135,7 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
     program_load(&prog, files[i]);
     struct config cfg = {0};
     if (!prog.main_refused) {
-      check_program(&prog);
+      check_program(&prog, &(struct check_options){.data = !opt.no_data});
       if (!opt.no_config) config_load(&cfg, &prog, files[i]);
       config_apply(&cfg, &prog);
     }

@@ -32,7 +32,7 @@ void check_text(struct program *prog, const char *text) {
   program_load(prog, path);
   unlink(path);
   ck_assert(!prog->main_refused);
-  check_program(prog);
+  check_program(prog, &(struct check_options){.data = false});
 }
 
 void checked_free(struct program *prog) { program_free(prog); }
