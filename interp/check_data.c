@@ -62,6 +62,53 @@ struct scan {
   size_t errors;
 };
 
+/* What was found for one resolved path: data sets often share files, and
+ * each file is read once per check. */
+struct seen_path {
+  const char *pattern;
+  enum owner_id kind;
+  size_t files, bytes;
+  struct scan scan;
+};
+
+struct seen_paths {
+  struct seen_path *slots; /* open addressing; pattern == NULL is empty */
+  size_t cap, n;
+};
+
+static uint64_t hash_text(const char *s) {
+  uint64_t h = 1469598103934665603ull;
+  for (; *s; s++) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h;
+}
+
+static struct seen_path *seen_slot(struct seen_path *slots, size_t cap, const char *pattern, enum owner_id kind) {
+  size_t i = (hash_text(pattern) ^ kind) & (cap - 1);
+  while (slots[i].pattern && !(slots[i].kind == kind && strcmp(slots[i].pattern, pattern) == 0)) i = (i + 1) & (cap - 1);
+  return &slots[i];
+}
+
+/* The entry for (pattern, kind), added empty when new; *fresh says which. */
+static struct seen_path *seen_get(struct seen_paths *seen, const char *pattern, enum owner_id kind, bool *fresh) {
+  if ((seen->n + 1) * 2 > seen->cap) {
+    size_t cap = seen->cap ? seen->cap * 2 : 64;
+    struct seen_path *slots = xmalloc(cap * sizeof *slots);
+    memset(slots, 0, cap * sizeof *slots);
+    for (size_t i = 0; i < seen->cap; i++)
+      if (seen->slots[i].pattern) *seen_slot(slots, cap, seen->slots[i].pattern, seen->slots[i].kind) = seen->slots[i];
+    free(seen->slots);
+    seen->slots = slots;
+    seen->cap = cap;
+  }
+  struct seen_path *p = seen_slot(seen->slots, seen->cap, pattern, kind);
+  *fresh = p->pattern == NULL;
+  if (*fresh) {
+    *p = (struct seen_path){.pattern = pattern, .kind = kind};
+    seen->n++;
+  }
+  return p;
+}
+
 /* Reads a JSONL file line by line; reports lines that do not parse or lack
  * a field, the first MAX_LINE_ERRORS of them, then how many more. */
 static void scan_jsonl(struct checker *c, const struct expr *path_expr, const char *path, enum owner_id kind,
@@ -121,16 +168,20 @@ static char *resolve(struct checker *c, const struct item *decl, const char *pat
   return arena_printf(&c->prog->arena, "%.*s/%s", (int)(slash - file), file, path);
 }
 
-static void check_data_set(struct checker *c, const struct item *it, const struct owner_spec *kind) {
+static void check_data_set(struct checker *c, struct seen_paths *seen, const struct item *it,
+                           const struct owner_spec *kind) {
   const struct arg *a = it->init->u.call.args;
   if (!a || a->name.text || a->value->kind != EXPR_STRING || a->value->invalid || a->value->u.string.len == 0) return;
   const struct expr *path_expr = a->value;
   char *pattern = resolve(c, it, path_expr->u.string.text);
-  glob_t g;
-  int rc = glob(pattern, 0, NULL, &g);
-  size_t files = 0, bytes = 0;
-  struct scan scan = {0, 0};
-  if (rc == 0) {
+  bool fresh;
+  struct seen_path *found = seen_get(seen, pattern, kind->id, &fresh);
+  if (fresh) {
+    glob_t g;
+    int rc = glob(pattern, 0, NULL, &g);
+    size_t files = 0, bytes = 0;
+    struct scan scan = {0, 0};
+    if (rc == 0) {
     for (size_t i = 0; i < g.gl_pathc; i++) {
       struct stat st;
       if (stat(g.gl_pathv[i], &st) != 0 || !S_ISREG(st.st_mode)) continue;
@@ -141,8 +192,14 @@ static void check_data_set(struct checker *c, const struct item *it, const struc
       bytes += (size_t)st.st_size;
       if (kind->id != OWNER_CORPUS) scan_jsonl(c, path_expr, g.gl_pathv[i], kind->id, &scan);
     }
+    }
+    globfree(&g);
+    found->files = files;
+    found->bytes = bytes;
+    found->scan = scan;
   }
-  globfree(&g);
+  size_t files = found->files, bytes = found->bytes;
+  struct scan scan = found->scan;
   if (files == 0) {
     struct diag *d = diag_emit(c->diags, E0501, path_expr->span, "no readable file matches '%s'", pattern);
     diag_note(c->diags, d, "paths are relative to the folder of the file that declares the data set");
@@ -159,12 +216,14 @@ static void check_data_set(struct checker *c, const struct item *it, const struc
 }
 
 void check_data_files(struct checker *c) {
+  struct seen_paths seen = {0};
   for (size_t f = 0; f < c->prog->n_files; f++) {
     for (const struct item *it = c->prog->files[f]->items; it; it = it->next) {
       if (it->kind != ITEM_DATA || it->init->kind != EXPR_CALL) continue;
       const struct owner_spec *kind =
           owner_find(FAMILY_DATA, it->init->u.call.callee.text, it->init->u.call.callee.len);
-      if (kind && kind->positional == T_PATH) check_data_set(c, it, kind);
+      if (kind && kind->positional == T_PATH) check_data_set(c, &seen, it, kind);
     }
   }
+  free(seen.slots);
 }
