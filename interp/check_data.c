@@ -4,6 +4,7 @@
  * carry the fields its kind needs, with TRL's names; a data set with no
  * examples is an error. Paths are relative to the file that declares them. */
 #include <glob.h>
+#include <math.h>
 #include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,6 +12,7 @@
 #include <sys/stat.h>
 
 #include "interp/checker.h"
+#include "interp/stages.h"
 
 #define MAX_LINE_ERRORS 10 /* per file; then a count */
 
@@ -57,10 +59,45 @@ static const char *missing_field(json_t *obj, const char *fields, char *buf, siz
   return best;
 }
 
+#define LENGTH_BUCKETS 65536 /* example lengths in bytes, one bucket each; longer ones share the last */
+
 struct scan {
   size_t examples;
   size_t errors;
+  uint32_t *lengths;  /* histogram, allocated with the first example */
+  size_t labels[2];   /* feedback: false, true */
 };
+
+/* The text of an example that goes through the model: the prompt and the
+ * longest of its answers, or every message. */
+static size_t example_bytes(json_t *obj) {
+  static const char *const fields[] = {"prompt", "response", "chosen", "rejected", "completion"};
+  size_t prompt = 0, answer = 0;
+  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
+    json_t *v = json_object_get(obj, fields[i]);
+    size_t n = json_is_string(v) ? json_string_length(v) : 0;
+    if (i == 0) prompt = n;
+    else if (n > answer) answer = n;
+  }
+  json_t *messages = json_object_get(obj, "messages");
+  size_t i;
+  json_t *m;
+  json_array_foreach(messages, i, m) {
+    json_t *content = json_object_get(m, "content");
+    if (json_is_string(content)) prompt += json_string_length(content);
+  }
+  return prompt + answer;
+}
+
+static size_t percentile_99(const struct scan *s) {
+  if (!s->lengths || s->examples == 0) return 0;
+  size_t want = s->examples - s->examples / 100, seen = 0; /* the 99th percentile, rounded up */
+  for (size_t b = 0; b < LENGTH_BUCKETS; b++) {
+    seen += s->lengths[b];
+    if (seen >= want) return b;
+  }
+  return LENGTH_BUCKETS - 1;
+}
 
 /* What was found for one resolved path: data sets often share files, and
  * each file is read once per check. */
@@ -69,6 +106,7 @@ struct seen_path {
   enum owner_id kind;
   size_t files, bytes;
   struct scan scan;
+  const struct item *data; /* the first data set that named it */
 };
 
 struct seen_paths {
@@ -141,11 +179,20 @@ static void scan_jsonl(struct checker *c, const struct expr *path_expr, const ch
         why = reason;
       }
     }
-    json_decref(obj);
     if (!why) {
+      if (!scan->lengths) {
+        scan->lengths = xmalloc(LENGTH_BUCKETS * sizeof *scan->lengths);
+        memset(scan->lengths, 0, LENGTH_BUCKETS * sizeof *scan->lengths);
+      }
+      size_t n = example_bytes(obj);
+      scan->lengths[n < LENGTH_BUCKETS ? n : LENGTH_BUCKETS - 1]++;
+      json_t *label = json_object_get(obj, "label");
+      if (json_is_boolean(label)) scan->labels[json_is_true(label)]++;
+      json_decref(obj);
       scan->examples++;
       continue;
     }
+    json_decref(obj);
     if (++errors <= MAX_LINE_ERRORS) {
       struct diag *d = diag_emit(c->diags, E0502, path_expr->span, "%s:%zu: %s", path, line_no, why);
       if (errors == 1 && fields)
@@ -157,6 +204,24 @@ static void scan_jsonl(struct checker *c, const struct expr *path_expr, const ch
   scan->errors += errors;
   free(line);
   fclose(f);
+}
+
+/* KTO weighs desirable and undesirable examples; TRL advises weights that
+ * make desirable_weight * D / (undesirable_weight * U) lie in [1, 4/3]. */
+static void check_balance(struct checker *c, const struct expr *path_expr, const struct scan *s) {
+  size_t bad = s->labels[0], good = s->labels[1];
+  if (bad + good == 0) return;
+  double ratio = bad ? (double)good / (double)bad : INFINITY;
+  if (ratio >= 1 && ratio <= 4.0 / 3) return;
+  struct diag *d = diag_emit(c->diags, N0505, path_expr->span, "%zu desirable and %zu undesirable examples", good, bad);
+  if (good == 0 || bad == 0) {
+    diag_note(c->diags, d, "KTO learns from the contrast of the two; with one kind only, it has none");
+    return;
+  }
+  diag_note(c->diags, d, "KTO works best when desirable_weight * desirable / (undesirable_weight * undesirable) "
+                         "is between 1 and 4/3; here it is %.2f", ratio);
+  if (ratio < 1) diag_help(c->diags, d, "set desirable_weight = %.2f", 1 / ratio);
+  else diag_help(c->diags, d, "set undesirable_weight = %.2f", ratio);
 }
 
 /* A path relative to the folder of the file that declares it. */
@@ -180,7 +245,7 @@ static void check_data_set(struct checker *c, struct seen_paths *seen, const str
     glob_t g;
     int rc = glob(pattern, 0, NULL, &g);
     size_t files = 0, bytes = 0;
-    struct scan scan = {0, 0};
+    struct scan scan = {0};
     if (rc == 0) {
     for (size_t i = 0; i < g.gl_pathc; i++) {
       struct stat st;
@@ -197,6 +262,8 @@ static void check_data_set(struct checker *c, struct seen_paths *seen, const str
     found->files = files;
     found->bytes = bytes;
     found->scan = scan;
+    found->data = it;
+    check_balance(c, path_expr, &found->scan);
   }
   size_t files = found->files, bytes = found->bytes;
   struct scan scan = found->scan;
@@ -215,6 +282,44 @@ static void check_data_set(struct checker *c, struct seen_paths *seen, const str
   }
 }
 
+/* The data set a stage reads, if it names one (not a mix) whose files were
+ * read. */
+static const struct seen_path *stage_data(struct checker *c, struct seen_paths *seen, const struct item *stage) {
+  const struct stage_row *row = decl_stage_row(stage);
+  if (!row) return NULL;
+  for (const struct entry *e = stage->block.entries; e; e = e->next) {
+    if (!ident_is(&e->key, row->data_key) || e->value->kind != EXPR_NAME) continue;
+    struct decl *d = symtab_find(&c->symbols, e->value->u.name.text, e->value->u.name.len);
+    if (!d || d->item->kind != ITEM_DATA || d->item->init->kind != EXPR_CALL || !d->item->init->u.call.args) return NULL;
+    const struct expr *path = d->item->init->u.call.args->value;
+    if (path->kind != EXPR_STRING || path->invalid) return NULL;
+    const char *pattern = resolve(c, d->item, path->u.string.text);
+    struct seen_path *p = seen->cap ? seen_slot(seen->slots, seen->cap, pattern, row->data_kind) : NULL;
+    return p && p->pattern ? p : NULL;
+  }
+  return NULL;
+}
+
+/* Examples longer than the stage's context lose their ends: for SFT and
+ * preference data, the responses the loss is about. */
+static void check_lengths(struct checker *c, struct seen_paths *seen, const struct item *stage) {
+  const struct seen_path *p = stage_data(c, seen, stage);
+  if (!p || p->kind == OWNER_CORPUS) return;
+  double context = stage_context(c, stage);
+  size_t bytes = percentile_99(&p->scan);
+  bool exact = stage_uses_byte_tokens(c, stage);
+  double tokens = exact ? (double)bytes : (double)bytes / 4; /* about 4 bytes per BPE token */
+  if (isnan(context) || bytes == 0 || tokens <= context) return;
+  const struct entry *e = NULL;
+  for (e = stage->block.entries; e && !ident_is(&e->key, decl_stage_row(stage)->data_key); e = e->next) {}
+  struct diag *d = diag_emit(c->diags, W0504, e->value->span, "1 in 100 examples of '%.*s' is over %s%.0f tokens, "
+                             "longer than the %g of stage '%.*s'", (int)p->data->name.len, p->data->name.text,
+                             exact ? "" : "about ", tokens, context, (int)stage->name.len, stage->name.text);
+  diag_note(c->diags, d, "what does not fit is cut off, and it is the end of each example, the response, that the "
+                         "loss is about");
+  diag_help(c->diags, d, "raise the stage's context, or filter the data with max_length");
+}
+
 void check_data_files(struct checker *c) {
   struct seen_paths seen = {0};
   for (size_t f = 0; f < c->prog->n_files; f++) {
@@ -225,5 +330,9 @@ void check_data_files(struct checker *c) {
       if (kind && kind->positional == T_PATH) check_data_set(c, &seen, it, kind);
     }
   }
+  for (size_t f = 0; f < c->prog->n_files; f++)
+    for (const struct item *it = c->prog->files[f]->items; it; it = it->next)
+      if (it->kind == ITEM_STAGE) check_lengths(c, &seen, it);
+  for (size_t i = 0; i < seen.cap; i++) free(seen.slots[i].scan.lengths);
   free(seen.slots);
 }

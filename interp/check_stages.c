@@ -476,21 +476,37 @@ static void check_chinchilla(struct checker *c, const struct decl *self) {
 
 /* Positions past the model's context were never trained; a stage that may
  * extend the context (mid-training) must come first. */
-static void check_context(struct checker *c, const struct decl *self, const struct stage_row *row) {
-  const struct entry *e = entry_of(self->item, "context");
-  if (!e || row->extends_context || e->value->kind != EXPR_NUMBER) return;
-  double context = NAN;
+/* The context the model a stage starts from was trained at: the last
+ * context-extending stage of its lineage, else its model's. */
+static double lineage_context(struct checker *c, const struct item *stage) {
   size_t steps = c->symbols.n + 1;
-  const struct decl *d = from_of(c, self->item);
+  const struct decl *d = from_of(c, stage);
   for (; d && d->item->kind == ITEM_STAGE && steps-- > 0; d = from_of(c, d->item)) {
     const struct stage_row *r = decl_stage_row(d->item);
     const struct entry *x = entry_of(d->item, "context");
-    if (r && r->extends_context && x && x->value->kind == EXPR_NUMBER) {
-      context = x->value->u.number.value;
-      break;
-    }
+    if (r && r->extends_context && x && x->value->kind == EXPR_NUMBER) return x->value->u.number.value;
   }
-  if (isnan(context) && d && d->item->kind == ITEM_MODEL) context = model_shape(c, d->item).context;
+  return d && d->item->kind == ITEM_MODEL ? model_shape(c, d->item).context : NAN;
+}
+
+double stage_context(struct checker *c, const struct item *stage) {
+  const struct entry *e = entry_of(stage, "context");
+  if (e && e->value->kind == EXPR_NUMBER) return e->value->u.number.value;
+  return lineage_context(c, stage);
+}
+
+bool stage_uses_byte_tokens(struct checker *c, const struct item *stage) {
+  struct decl *d = find(c, &stage->name);
+  const struct item *m = d ? root_model(c, d) : NULL;
+  if (!m) return false;
+  struct shape s = model_shape(c, m);
+  return s.tokenizer && s.tokenizer_len == 5 && memcmp(s.tokenizer, "bytes", 5) == 0;
+}
+
+static void check_context(struct checker *c, const struct decl *self, const struct stage_row *row) {
+  const struct entry *e = entry_of(self->item, "context");
+  if (!e || row->extends_context || e->value->kind != EXPR_NUMBER) return;
+  double context = lineage_context(c, self->item);
   if (isnan(context) || e->value->u.number.value <= context) return;
   struct diag *d2 = diag_emit(c->diags, W0425, e->value->span, "a context of %g, longer than the model's %g",
                               e->value->u.number.value, context);

@@ -31,6 +31,11 @@ void check_suppressions(struct checker *c);
 void check_stages(struct checker *c);
 /* Data files: paths resolve, JSONL lines parse and carry their fields. */
 void check_data_files(struct checker *c);
+/* The sequence length a stage trains at (its context key, else its
+ * model's as extended along the lineage); NAN when unknown. */
+double stage_context(struct checker *c, const struct item *stage);
+/* Whether the stage's model reads bytes, one token per byte. */
+bool stage_uses_byte_tokens(struct checker *c, const struct item *stage);
 /* The stage row of a stage declaration; NULL for an unknown kind. */
 const struct stage_row *decl_stage_row(const struct item *stage);
 
