@@ -332,8 +332,8 @@ static const struct item *root_model(struct checker *c, const struct decl *d) {
  * checkpoint leaves it to its config. */
 struct shape {
   double layers, heads, width, vocab, context;
-  const char *tokenizer;
-  size_t tokenizer_len;
+  const char *tokenizer, *template;
+  size_t tokenizer_len, template_len;
 };
 
 static double model_number(struct checker *c, const struct item *m, enum owner_id owner, const char *key) {
@@ -350,7 +350,7 @@ static double model_number(struct checker *c, const struct item *m, enum owner_i
 }
 
 static struct shape model_shape(struct checker *c, const struct item *m) {
-  struct shape s = {NAN, NAN, NAN, NAN, NAN, NULL, 0};
+  struct shape s = {NAN, NAN, NAN, NAN, NAN, NULL, NULL, 0, 0};
   enum owner_id owner = m->init->kind == EXPR_CALL ? OWNER_LOAD : OWNER_GPT2;
   if (owner == OWNER_GPT2 && !ident_is(&m->init->u.name, "gpt2")) return s;
   s.layers = model_number(c, m, owner, "layers");
@@ -367,6 +367,16 @@ static struct shape model_shape(struct checker *c, const struct item *m) {
   } else if (!v && owner == OWNER_GPT2) {
     s.tokenizer = "bytes";
     s.tokenizer_len = 5;
+  }
+  const struct entry *te = entry_of(m, "template");
+  const struct arg *ta = m->init->kind == EXPR_CALL ? arg_of(m->init, "template") : NULL;
+  const struct expr *tv = te ? te->value : ta ? ta->value : NULL;
+  if (tv && tv->kind == EXPR_NAME) {
+    s.template = tv->u.name.text;
+    s.template_len = tv->u.name.len;
+  } else if (!tv && owner == OWNER_GPT2) {
+    s.template = "turns";
+    s.template_len = 5;
   }
   /* the byte tokenizer has 256 bytes and 5 special tokens */
   if (isnan(s.vocab) && s.tokenizer && s.tokenizer_len == 5 && memcmp(s.tokenizer, "bytes", 5) == 0) s.vocab = 261;
@@ -399,6 +409,17 @@ static void check_compatible(struct checker *c, const struct item *it, const str
     diag_note(c->diags, d, "the same text becomes different token ids, so log-probabilities and rewards of one "
                            "cannot be read against the other");
     diag_help(c->diags, d, "derive both from models with one tokenizer");
+    return;
+  }
+  if (p.template && o.template &&
+      (p.template_len != o.template_len || memcmp(p.template, o.template, p.template_len) != 0)) {
+    struct diag *d = diag_emit(c->diags, E0420, other_name->span, "'%.*s' uses the %.*s chat template, '%.*s' the %.*s one",
+                               (int)other_name->len, other_name->text, (int)o.template_len, o.template,
+                               (int)it->name.len, it->name.text, (int)p.template_len, p.template);
+    diag_label(c->diags, d, om->name.span, "'%.*s' descends from this model", (int)other_name->len, other_name->text);
+    diag_note(c->diags, d, "the same conversation is laid out as different text, so the scores of one do not "
+                           "apply to the responses of the other");
+    diag_help(c->diags, d, "use one template for the policy, its reference and its reward model");
     return;
   }
   if (same_architecture && (differs(p.layers, o.layers) || differs(p.heads, o.heads) || differs(p.width, o.width) ||
@@ -627,6 +648,73 @@ static void check_order_item(struct checker *c, const struct item *it) {
   }
 }
 
+struct order_edge {
+  struct decl *from, *to;
+  const struct ident *at; /* the name that closes the edge */
+};
+
+static int compare_edges(const void *x, const void *y) {
+  const struct order_edge *a = x, *b = y;
+  return a->from < b->from ? -1 : a->from > b->from;
+}
+
+/* Order constraints that contradict each other (a < b < a): a cycle in the
+ * graph of constraints, found by one walk with an explicit stack. */
+static void check_order_cycles(struct checker *c) {
+  struct order_edge *edges = NULL;
+  size_t n = 0, cap = 0;
+  for (size_t f = 0; f < c->prog->n_files; f++)
+    for (const struct item *it = c->prog->files[f]->items; it; it = it->next)
+      if (it->kind == ITEM_ORDER)
+        for (const struct name_list *a = it->order; a && a->next; a = a->next) {
+          struct decl *da = find(c, &a->name), *db = find(c, &a->next->name);
+          if (!da || !db || da->item->kind != ITEM_STAGE || db->item->kind != ITEM_STAGE) continue;
+          if (in_lineage(c, da, db)) continue; /* the lineage contradicts it: reported as such */
+          edges = xgrow(edges, &cap, n + 1, sizeof *edges);
+          edges[n++] = (struct order_edge){da, db, &a->next->name};
+        }
+  if (n == 0) return;
+  qsort(edges, n, sizeof *edges, compare_edges);
+  struct frame {
+    struct decl *node;
+    size_t next; /* the next edge to follow */
+  } *stack = xmalloc(n * 2 * sizeof *stack + sizeof *stack);
+  for (size_t s = 0; s < n; s++) {
+    if (edges[s].from->order_visit) continue;
+    size_t depth = 0;
+    stack[depth++] = (struct frame){edges[s].from, s};
+    edges[s].from->order_visit = 1;
+    while (depth > 0) {
+      struct frame *top = &stack[depth - 1];
+      size_t e = top->next;
+      if (e < n && edges[e].from == top->node) {
+        top->next++;
+        struct decl *to = edges[e].to;
+        if (to->order_visit == 1) {
+          struct diag *d = diag_emit(c->diags, E0422, edges[e].at->span, "order constraints contradict each other: "
+                                     "'%.*s' is already after '%.*s'", (int)top->node->item->name.len,
+                                     top->node->item->name.text, (int)to->item->name.len, to->item->name.text);
+          diag_help(c->diags, d, "remove one of the constraints in the cycle");
+        } else if (to->order_visit == 0) {
+          size_t lo = 0, hi = n; /* the first edge leaving `to` */
+          while (lo < hi) {
+            size_t mid = lo + (hi - lo) / 2;
+            if (edges[mid].from < to) lo = mid + 1;
+            else hi = mid;
+          }
+          to->order_visit = 1;
+          stack[depth++] = (struct frame){to, lo};
+        }
+        continue;
+      }
+      top->node->order_visit = 2;
+      depth--;
+    }
+  }
+  free(stack);
+  free(edges);
+}
+
 void check_stages(struct checker *c) {
   /* In source order, which keeps a large file's walk through memory
    * sequential; a stage's lineage is visited first whatever the order. */
@@ -640,6 +728,7 @@ void check_stages(struct checker *c) {
     }
   }
   free(stack);
+  check_order_cycles(c);
   for (size_t f = 0; f < c->prog->n_files; f++) {
     for (struct item *it = c->prog->files[f]->items; it; it = it->next) {
       if (it->kind == ITEM_ORDER) check_order_item(c, it);

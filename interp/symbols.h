@@ -13,6 +13,7 @@ struct decl {
   bool known;           /* false where an error upstream leaves it open */
   unsigned char state;  /* enum model_state */
   unsigned history;     /* classes of the stages in its lineage */
+  unsigned char order_visit; /* the walk over order constraints: 0, 1 on the path, 2 done */
 };
 
 struct symtab {
