@@ -59,7 +59,10 @@ static const char *missing_field(json_t *obj, const char *fields, char *buf, siz
   return best;
 }
 
-#define LENGTH_BUCKETS 65536 /* example lengths in bytes, one bucket each; longer ones share the last */
+/* Example lengths, in buckets of 16 bytes up to 64 KiB; longer ones share
+ * the last. Small, so that a check of many small files stays cheap. */
+#define LENGTH_BUCKET_BYTES 16
+#define LENGTH_BUCKETS 4096
 
 struct scan {
   size_t examples;
@@ -94,9 +97,9 @@ static size_t percentile_99(const struct scan *s) {
   size_t want = s->examples - s->examples / 100, seen = 0; /* the 99th percentile, rounded up */
   for (size_t b = 0; b < LENGTH_BUCKETS; b++) {
     seen += s->lengths[b];
-    if (seen >= want) return b;
+    if (seen >= want) return (b + 1) * LENGTH_BUCKET_BYTES - 1;
   }
-  return LENGTH_BUCKETS - 1;
+  return LENGTH_BUCKETS * LENGTH_BUCKET_BYTES;
 }
 
 /* What was found for one resolved path: data sets often share files, and
@@ -107,6 +110,7 @@ struct seen_path {
   size_t files, bytes;
   struct scan scan;
   const struct item *data; /* the first data set that named it */
+  size_t p99;               /* bytes of the 99th-percentile example */
 };
 
 struct seen_paths {
@@ -184,8 +188,8 @@ static void scan_jsonl(struct checker *c, const struct expr *path_expr, const ch
         scan->lengths = xmalloc(LENGTH_BUCKETS * sizeof *scan->lengths);
         memset(scan->lengths, 0, LENGTH_BUCKETS * sizeof *scan->lengths);
       }
-      size_t n = example_bytes(obj);
-      scan->lengths[n < LENGTH_BUCKETS ? n : LENGTH_BUCKETS - 1]++;
+      size_t b = example_bytes(obj) / LENGTH_BUCKET_BYTES;
+      scan->lengths[b < LENGTH_BUCKETS ? b : LENGTH_BUCKETS - 1]++;
       json_t *label = json_object_get(obj, "label");
       if (json_is_boolean(label)) scan->labels[json_is_true(label)]++;
       json_decref(obj);
@@ -263,8 +267,11 @@ static void check_data_set(struct checker *c, struct seen_paths *seen, const str
     found->bytes = bytes;
     found->scan = scan;
     found->data = it;
+    found->p99 = percentile_99(&found->scan);
     check_balance(c, path_expr, &found->scan);
   }
+  struct decl *self = symtab_find(&c->symbols, it->name.text, it->name.len);
+  if (self && self->item == it) self->data_p99 = found->p99;
   size_t files = found->files, bytes = found->bytes;
   struct scan scan = found->scan;
   if (files == 0) {
@@ -282,38 +289,33 @@ static void check_data_set(struct checker *c, struct seen_paths *seen, const str
   }
 }
 
-/* The data set a stage reads, if it names one (not a mix) whose files were
- * read. */
-static const struct seen_path *stage_data(struct checker *c, struct seen_paths *seen, const struct item *stage) {
+/* The data set a stage reads, if it names one (not a mix) of examples. */
+static const struct decl *stage_data(struct checker *c, const struct item *stage) {
   const struct stage_row *row = decl_stage_row(stage);
-  if (!row) return NULL;
+  if (!row || row->data_kind == OWNER_CORPUS) return NULL; /* lengths matter for examples only */
   for (const struct entry *e = stage->block.entries; e; e = e->next) {
     if (!ident_is(&e->key, row->data_key) || e->value->kind != EXPR_NAME) continue;
-    struct decl *d = symtab_find(&c->symbols, e->value->u.name.text, e->value->u.name.len);
-    if (!d || d->item->kind != ITEM_DATA || d->item->init->kind != EXPR_CALL || !d->item->init->u.call.args) return NULL;
-    const struct expr *path = d->item->init->u.call.args->value;
-    if (path->kind != EXPR_STRING || path->invalid) return NULL;
-    const char *pattern = resolve(c, d->item, path->u.string.text);
-    struct seen_path *p = seen->cap ? seen_slot(seen->slots, seen->cap, pattern, row->data_kind) : NULL;
-    return p && p->pattern ? p : NULL;
+    const struct decl *d = symtab_find(&c->symbols, e->value->u.name.text, e->value->u.name.len);
+    return d && d->item->kind == ITEM_DATA ? d : NULL;
   }
   return NULL;
 }
 
 /* Examples longer than the stage's context lose their ends: for SFT and
  * preference data, the responses the loss is about. */
-static void check_lengths(struct checker *c, struct seen_paths *seen, const struct item *stage) {
-  const struct seen_path *p = stage_data(c, seen, stage);
-  if (!p || p->kind == OWNER_CORPUS) return;
+static void check_lengths(struct checker *c, const struct item *stage) {
+  const struct decl *p = stage_data(c, stage);
+  if (!p || p->data_p99 == 0) return;
+  size_t bytes = p->data_p99;
   double context = stage_context(c, stage);
-  size_t bytes = percentile_99(&p->scan);
+  if (isnan(context) || (double)bytes <= context) return; /* no tokenizer makes more tokens than bytes */
   bool exact = stage_uses_byte_tokens(c, stage);
   double tokens = exact ? (double)bytes : (double)bytes / 4; /* about 4 bytes per BPE token */
   if (isnan(context) || bytes == 0 || tokens <= context) return;
   const struct entry *e = NULL;
   for (e = stage->block.entries; e && !ident_is(&e->key, decl_stage_row(stage)->data_key); e = e->next) {}
   struct diag *d = diag_emit(c->diags, W0504, e->value->span, "1 in 100 examples of '%.*s' is over %s%.0f tokens, "
-                             "longer than the %g of stage '%.*s'", (int)p->data->name.len, p->data->name.text,
+                             "longer than the %g of stage '%.*s'", (int)p->item->name.len, p->item->name.text,
                              exact ? "" : "about ", tokens, context, (int)stage->name.len, stage->name.text);
   diag_note(c->diags, d, "what does not fit is cut off, and it is the end of each example, the response, that the "
                          "loss is about");
@@ -332,7 +334,7 @@ void check_data_files(struct checker *c) {
   }
   for (size_t f = 0; f < c->prog->n_files; f++)
     for (const struct item *it = c->prog->files[f]->items; it; it = it->next)
-      if (it->kind == ITEM_STAGE) check_lengths(c, &seen, it);
+      if (it->kind == ITEM_STAGE) check_lengths(c, it);
   for (size_t i = 0; i < seen.cap; i++) free(seen.slots[i].scan.lengths);
   free(seen.slots);
 }

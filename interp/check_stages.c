@@ -71,10 +71,22 @@ static struct decl *from_of(struct checker *c, const struct item *stage) {
   return d && (d->item->kind == ITEM_MODEL || d->item->kind == ITEM_STAGE) ? d : NULL;
 }
 
+/* The same, remembered in the declaration: lineage walks run for every
+ * stage, and a pointer costs less than a hash lookup. */
+static struct decl *parent(struct checker *c, const struct decl *d) {
+  struct decl *m = (struct decl *)d;
+  if (d->item->kind != ITEM_STAGE) return NULL;
+  if (!m->parent_known) {
+    m->parent = from_of(c, d->item);
+    m->parent_known = true;
+  }
+  return m->parent;
+}
+
 /* Whether `ancestor` is in the lineage of `stage` (or is the stage). */
 static bool in_lineage(struct checker *c, const struct decl *stage, const struct decl *ancestor) {
   size_t steps = c->symbols.n + 1; /* a lineage cycle is reported elsewhere */
-  for (const struct decl *d = stage; d && steps-- > 0; d = d->item->kind == ITEM_STAGE ? from_of(c, d->item) : NULL)
+  for (const struct decl *d = stage; d && steps-- > 0; d = parent(c, d))
     if (d == ancestor) return true;
   return false;
 }
@@ -252,7 +264,7 @@ static void check_reference(struct checker *c, struct decl *self, const struct s
     return;
   }
   check_compatible(c, it, target, self, t, true);
-  if (!ident_eq(target, &it->from) && from_of(c, it)) {
+  if (!ident_eq(target, &it->from) && parent(c, self)) {
     struct diag *d = diag_emit(c->diags, W0405, target->span, "the reference is '%.*s', but '%.*s' starts from '%.*s'",
                                (int)target->len, target->text, (int)it->name.len, it->name.text, (int)it->from.len,
                                it->from.text);
@@ -324,7 +336,7 @@ static void check_group(struct checker *c, const struct item *it, const struct s
 /* The model declaration at the root of a lineage, if it resolves. */
 static const struct item *root_model(struct checker *c, const struct decl *d) {
   size_t steps = c->symbols.n + 1;
-  while (d && d->item->kind == ITEM_STAGE && steps-- > 0) d = from_of(c, d->item);
+  while (d && d->item->kind == ITEM_STAGE && steps-- > 0) d = parent(c, d);
   return d && d->item->kind == ITEM_MODEL ? d->item : NULL;
 }
 
@@ -460,8 +472,7 @@ static void check_replay(struct checker *c, const struct decl *self, const struc
   size_t n_mine = data_names(c, self->item, row->data_key, mine, MAX_CORPORA), n_old = 0;
   if (n_mine == 0) return;
   size_t steps = c->symbols.n + 1;
-  for (const struct decl *d = from_of(c, self->item); d && d->item->kind == ITEM_STAGE && steps-- > 0;
-       d = from_of(c, d->item)) {
+  for (const struct decl *d = parent(c, self); d && d->item->kind == ITEM_STAGE && steps-- > 0; d = parent(c, d)) {
     const struct stage_row *r = decl_stage_row(d->item);
     if (r && (r->class & row->replay)) n_old += data_names(c, d->item, r->data_key, old + n_old, MAX_CORPORA - n_old);
   }
@@ -501,8 +512,9 @@ static void check_chinchilla(struct checker *c, const struct decl *self) {
  * context-extending stage of its lineage, else its model's. */
 static double lineage_context(struct checker *c, const struct item *stage) {
   size_t steps = c->symbols.n + 1;
-  const struct decl *d = from_of(c, stage);
-  for (; d && d->item->kind == ITEM_STAGE && steps-- > 0; d = from_of(c, d->item)) {
+  const struct decl *self = find(c, &stage->name);
+  const struct decl *d = self && self->item == stage ? parent(c, self) : from_of(c, stage);
+  for (; d && d->item->kind == ITEM_STAGE && steps-- > 0; d = parent(c, d)) {
     const struct stage_row *r = decl_stage_row(d->item);
     const struct entry *x = entry_of(d->item, "context");
     if (r && r->extends_context && x && x->value->kind == EXPR_NUMBER) return x->value->u.number.value;
@@ -551,8 +563,7 @@ static double learning_rate(const struct item *stage, const struct stage_row *ro
 static void check_learning_rate(struct checker *c, const struct decl *self, const struct stage_row *row) {
   if (!(row->class & (CLASS_PREFERENCE | CLASS_RL))) return;
   size_t steps = c->symbols.n + 1;
-  for (const struct decl *d = from_of(c, self->item); d && d->item->kind == ITEM_STAGE && steps-- > 0;
-       d = from_of(c, d->item)) {
+  for (const struct decl *d = parent(c, self); d && d->item->kind == ITEM_STAGE && steps-- > 0; d = parent(c, d)) {
     const struct stage_row *r = decl_stage_row(d->item);
     if (!r || !(r->class & CLASS_SFT)) continue;
     double mine = learning_rate(self->item, row), sft = learning_rate(d->item, r);
@@ -585,7 +596,7 @@ static void visit_stage(struct checker *c, struct decl *start, struct decl ***st
   (*stack)[n++] = start;
   while (n > 0) {
     struct decl *d = (*stack)[n - 1];
-    struct decl *from = from_of(c, d->item);
+    struct decl *from = parent(c, d);
     if (d->visit == 0) {
       d->visit = 1;
       if (from && from->item->kind == ITEM_STAGE && from->visit == 0) {

@@ -14,6 +14,9 @@ struct decl {
   unsigned char state;  /* enum model_state */
   unsigned history;     /* classes of the stages in its lineage */
   unsigned char order_visit; /* the walk over order constraints: 0, 1 on the path, 2 done */
+  bool parent_known;         /* `parent` has been looked up */
+  struct decl *parent;       /* a stage's FROM, once resolved; lineage walks follow it */
+  size_t data_p99;           /* a data set's 99th-percentile example, in bytes (check_data.c) */
 };
 
 struct symtab {
