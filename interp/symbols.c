@@ -16,18 +16,20 @@ void symtab_free(struct symtab *tab) {
   memset(tab, 0, sizeof *tab);
 }
 
-static struct decl *probe(struct decl *slots, size_t cap, const char *name, size_t len) {
-  size_t i = hash_name(name, len) & (cap - 1);
+static struct decl *probe(struct decl *slots, size_t cap, uint64_t hash, const char *name, size_t len) {
+  size_t i = hash & (cap - 1);
   for (;;) {
     struct decl *d = &slots[i];
-    if (!d->item || (d->item->name.len == len && memcmp(d->item->name.text, name, len) == 0)) return d;
+    if (!d->item ||
+        (d->hash == hash && d->item->name.len == len && memcmp(d->item->name.text, name, len) == 0))
+      return d;
     i = (i + 1) & (cap - 1);
   }
 }
 
 struct decl *symtab_find(const struct symtab *tab, const char *name, size_t len) {
   if (!tab->cap) return NULL;
-  struct decl *d = probe(tab->slots, tab->cap, name, len);
+  struct decl *d = probe(tab->slots, tab->cap, hash_name(name, len), name, len);
   return d->item ? d : NULL;
 }
 
@@ -38,7 +40,7 @@ static void grow(struct symtab *tab) {
   for (size_t i = 0; i < tab->cap; i++)
     if (tab->slots[i].item) {
       const struct ident *n = &tab->slots[i].item->name;
-      *probe(slots, cap, n->text, n->len) = tab->slots[i];
+      *probe(slots, cap, tab->slots[i].hash, n->text, n->len) = tab->slots[i];
     }
   free(tab->slots);
   tab->slots = slots;
@@ -47,9 +49,10 @@ static void grow(struct symtab *tab) {
 
 struct decl *symtab_add(struct symtab *tab, struct item *item) {
   if ((tab->n + 1) * 2 > tab->cap) grow(tab);
-  struct decl *d = probe(tab->slots, tab->cap, item->name.text, item->name.len);
+  uint64_t hash = hash_name(item->name.text, item->name.len);
+  struct decl *d = probe(tab->slots, tab->cap, hash, item->name.text, item->name.len);
   if (d->item) return d;
-  *d = (struct decl){.item = item};
+  *d = (struct decl){.item = item, .hash = hash};
   tab->n++;
   return NULL;
 }

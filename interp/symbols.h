@@ -7,6 +7,7 @@
 
 struct decl {
   struct item *item; /* ITEM_MODEL, ITEM_DATA or ITEM_STAGE */
+  uint64_t hash;     /* of the name: a probe rejects other names without reading them */
   bool used;
   /* The abstract value of a model or a stage's output (check_stages.c). */
   unsigned char visit;  /* 0 not yet, 1 in progress, 2 done */
