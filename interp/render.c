@@ -227,7 +227,7 @@ void render_gcc(FILE *out, struct program *prog) {
 
 /* JSON strings must be UTF-8; paths and messages are made valid by
  * replacing stray bytes, never by dropping a field. */
-static json_t *jstr(const char *text) {
+json_t *render_json_string(const char *text) {
   size_t len = strlen(text);
   const unsigned char *p = (const unsigned char *)text;
   size_t i = 0;
@@ -262,7 +262,7 @@ static json_t *json_position(uint32_t offset, uint32_t line, uint32_t col) {
 
 static json_t *json_span(struct program *prog, struct span span) {
   struct source *src = source_of(prog, span);
-  if (span.line == 0) return json_pack("{s:o, s:n, s:n}", "file", jstr(src->path), "start", "end");
+  if (span.line == 0) return json_pack("{s:o, s:n, s:n}", "file", render_json_string(src->path), "start", "end");
   uint32_t end_line = span.line, end_col = span.col;
   const char *text = src->text;
   bool one_line = !memchr(text + span.start, '\n', span.end - span.start);
@@ -270,7 +270,7 @@ static json_t *json_span(struct program *prog, struct span span) {
     for (uint32_t i = span.start; i < span.end; i++) end_col += utf8_starts_char((unsigned char)text[i]);
   else
     source_position(src, span.end, &end_line, &end_col);
-  return json_pack("{s:o, s:o, s:o}", "file", jstr(src->path), "start", json_position(span.start, span.line, span.col),
+  return json_pack("{s:o, s:o, s:o}", "file", render_json_string(src->path), "start", json_position(span.start, span.line, span.col),
                    "end", json_position(span.end, end_line, end_col));
 }
 
@@ -279,12 +279,12 @@ void render_json_append(json_t *array, struct program *prog) {
     const struct diag_info *info = diag_info(d->code);
     json_t *labels = json_array(), *notes = json_array();
     for (struct diag_label *l = d->labels; l; l = l->next)
-      json_array_append_new(labels, json_pack("{s:o, s:o}", "span", json_span(prog, l->span), "message", jstr(l->text)));
-    for (struct diag_line *n = d->notes; n; n = n->next) json_array_append_new(notes, jstr(n->text));
+      json_array_append_new(labels, json_pack("{s:o, s:o}", "span", json_span(prog, l->span), "message", render_json_string(l->text)));
+    for (struct diag_line *n = d->notes; n; n = n->next) json_array_append_new(notes, render_json_string(n->text));
     json_t *obj = json_pack("{s:s, s:s, s:s, s:o, s:o, s:o, s:o}", "code", info->code, "severity",
-                            severity_name(d->severity), "name", info->name, "message", jstr(d->message), "span",
+                            severity_name(d->severity), "name", info->name, "message", render_json_string(d->message), "span",
                             json_span(prog, d->span), "labels", labels, "notes", notes);
-    json_object_set_new(obj, "help", d->help ? jstr(d->help) : json_null());
+    json_object_set_new(obj, "help", d->help ? render_json_string(d->help) : json_null());
     json_array_append_new(array, obj);
   }
 }

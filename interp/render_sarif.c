@@ -5,36 +5,7 @@
 
 #include "config.h"
 #include "interp/explain.h"
-
-/* JSON strings must be UTF-8: stray bytes (in a path, or in a message
- * that quotes a file's text) become U+FFFD, and no field is dropped. */
-static json_t *sarif_str(const char *text) {
-  size_t len = strlen(text);
-  const unsigned char *p = (const unsigned char *)text;
-  size_t i = 0;
-  while (i < len) {
-    size_t n = utf8_sequence_length(p + i, len - i);
-    if (n == 0) break;
-    i += n;
-  }
-  if (i == len) return json_stringn(text, len);
-  char *buf = xmalloc(len * 3 + 1), *o = buf;
-  for (i = 0; i < len;) {
-    size_t n = utf8_sequence_length(p + i, len - i);
-    if (n == 0) {
-      memcpy(o, "\xEF\xBF\xBD", 3);
-      o += 3;
-      i++;
-    } else {
-      memcpy(o, p + i, n);
-      o += n;
-      i += n;
-    }
-  }
-  json_t *j = json_stringn(buf, (size_t)(o - buf));
-  free(buf);
-  return j;
-}
+#include "interp/render.h"
 
 static const char *sarif_level(enum severity sev) {
   switch (sev) {
@@ -131,7 +102,7 @@ static json_t *markdown(const struct diag *d) {
   }
   buf = xgrow(buf, &cap, len + 1, 1);
   buf[len] = '\0';
-  json_t *j = sarif_str(buf);
+  json_t *j = render_json_string(buf);
   free(buf);
   return j;
 }
@@ -139,7 +110,7 @@ static json_t *markdown(const struct diag *d) {
 void render_sarif_append(json_t *results, struct program *prog) {
   for (const struct diag *d = prog->diags.head; d; d = d->next) {
     const struct diag_info *info = diag_info(d->code);
-    json_t *message = json_pack("{s:o}", "text", sarif_str(d->message));
+    json_t *message = json_pack("{s:o}", "text", render_json_string(d->message));
     if (d->notes || d->help) json_object_set_new(message, "markdown", markdown(d));
     json_t *result = json_pack("{s:s, s:I, s:s, s:o, s:[{s:o}]}", "ruleId", info->code, "ruleIndex",
                                (json_int_t)d->code, "level", sarif_level(d->severity), "message", message,
@@ -150,16 +121,16 @@ void render_sarif_append(json_t *results, struct program *prog) {
       for (const struct diag_label *l = d->labels; l; l = l->next)
         json_array_append_new(related, json_pack("{s:I, s:o, s:{s:o}}", "id", id++, "physicalLocation",
                                                  physical_location(prog, l->span), "message", "text",
-                                                 sarif_str(l->text)));
+                                                 render_json_string(l->text)));
       json_object_set_new(result, "relatedLocations", related);
     }
     json_t *properties = json_pack("{s:s}", "name", info->name);
     if (d->notes) {
       json_t *notes = json_array();
-      for (const struct diag_line *n = d->notes; n; n = n->next) json_array_append_new(notes, sarif_str(n->text));
+      for (const struct diag_line *n = d->notes; n; n = n->next) json_array_append_new(notes, render_json_string(n->text));
       json_object_set_new(properties, "notes", notes);
     }
-    if (d->help) json_object_set_new(properties, "help", sarif_str(d->help));
+    if (d->help) json_object_set_new(properties, "help", render_json_string(d->help));
     json_object_set_new(result, "properties", properties);
     json_array_append_new(results, result);
   }
@@ -172,11 +143,11 @@ static json_t *rules(void) {
   for (int i = 0; i < DIAG_COUNT; i++) {
     const struct diag_info *info = diag_info((enum diag_code)i);
     json_t *rule = json_pack("{s:s, s:s, s:{s:o}}", "id", info->code, "name", info->name, "shortDescription",
-                             "text", sarif_str(info->summary));
+                             "text", render_json_string(info->summary));
     const char *page = explain_page((enum diag_code)i);
     if (page) {
-      json_object_set_new(rule, "fullDescription", json_pack("{s:o}", "text", sarif_str(page)));
-      json_object_set_new(rule, "help", json_pack("{s:o}", "text", sarif_str(page)));
+      json_object_set_new(rule, "fullDescription", json_pack("{s:o}", "text", render_json_string(page)));
+      json_object_set_new(rule, "help", json_pack("{s:o}", "text", render_json_string(page)));
     }
     json_object_set_new(rule, "defaultConfiguration", json_pack("{s:s}", "level", sarif_level(info->level)));
     json_array_append_new(array, rule);
