@@ -340,29 +340,57 @@ static const struct item *root_model(struct checker *c, const struct decl *d) {
   return d && d->item->kind == ITEM_MODEL ? d->item : NULL;
 }
 
-/* What a model declaration says of its shape; NAN and NULL where a
- * checkpoint leaves it to its config. */
-struct shape {
-  double layers, heads, width, vocab, context;
-  const char *tokenizer, *template;
-  size_t tokenizer_len, template_len;
+/* A word of text, not NUL-terminated: a choice such as a tokenizer. */
+struct word {
+  const char *text; /* NULL when unknown */
+  size_t len;
 };
 
-static double model_number(struct checker *c, const struct item *m, enum owner_id owner, const char *key) {
+static bool words_differ(struct word a, struct word b) {
+  return a.text && b.text && (a.len != b.len || memcmp(a.text, b.text, a.len) != 0);
+}
+
+static bool word_is(struct word w, const char *text) {
+  return w.text && w.len == strlen(text) && memcmp(w.text, text, w.len) == 0;
+}
+
+/* What a model declaration says of its shape; NAN and unknown words where
+ * a checkpoint leaves it to its config. */
+struct shape {
+  double layers, heads, width, vocab, context;
+  struct word tokenizer, template;
+};
+
+/* The value a model declaration gives a key, in its block or its call. */
+static const struct expr *model_value(const struct item *m, const char *key) {
   const struct entry *e = entry_of(m, key);
-  const struct expr *v = e ? e->value : NULL;
-  if (!v && m->init->kind == EXPR_CALL) {
-    const struct arg *a = arg_of(m->init, key);
-    v = a ? a->value : NULL;
-  }
-  if (v) return v->kind == EXPR_NUMBER && !v->invalid ? v->u.number.value : NAN;
+  if (e) return e->value;
+  const struct arg *a = m->init->kind == EXPR_CALL ? arg_of(m->init, key) : NULL;
+  return a ? a->value : NULL;
+}
+
+/* The key's default from the table; NULL when it has none. */
+static const char *model_default(struct checker *c, enum owner_id owner, const char *key) {
   const struct key_spec *k = key_find(&c->keys, owner, key, strlen(key));
-  if (!k || k->default_text[0] == '\0' || strcmp(k->default_text, "-") == 0) return NAN;
-  return strtod(k->default_text, NULL);
+  return !k || k->default_text[0] == '\0' || strcmp(k->default_text, "-") == 0 ? NULL : k->default_text;
+}
+
+static double model_number(struct checker *c, const struct item *m, enum owner_id owner, const char *key) {
+  const struct expr *v = model_value(m, key);
+  if (v) return v->kind == EXPR_NUMBER && !v->invalid ? v->u.number.value : NAN;
+  const char *def = model_default(c, owner, key);
+  return def ? strtod(def, NULL) : NAN;
+}
+
+static struct word model_choice(struct checker *c, const struct item *m, enum owner_id owner, const char *key) {
+  const struct expr *v = model_value(m, key);
+  if (v) return v->kind == EXPR_NAME ? (struct word){v->u.name.text, v->u.name.len} : (struct word){NULL, 0};
+  const char *def = model_default(c, owner, key);
+  return (struct word){def, def ? strlen(def) : 0};
 }
 
 static struct shape model_shape(struct checker *c, const struct item *m) {
-  struct shape s = {NAN, NAN, NAN, NAN, NAN, NULL, NULL, 0, 0};
+  struct shape s = {NAN, NAN, NAN, NAN, NAN, {NULL, 0}, {NULL, 0}};
   enum owner_id owner = m->init->kind == EXPR_CALL ? OWNER_LOAD : OWNER_GPT2;
   if (owner == OWNER_GPT2 && !ident_is(&m->init->u.name, "gpt2")) return s;
   s.layers = model_number(c, m, owner, "layers");
@@ -370,29 +398,11 @@ static struct shape model_shape(struct checker *c, const struct item *m) {
   s.width = model_number(c, m, owner, "width");
   s.context = model_number(c, m, owner, "context");
   s.vocab = model_number(c, m, owner, "vocab");
-  const struct entry *e = entry_of(m, "tokenizer");
-  const struct arg *a = m->init->kind == EXPR_CALL ? arg_of(m->init, "tokenizer") : NULL;
-  const struct expr *v = e ? e->value : a ? a->value : NULL;
-  if (v && v->kind == EXPR_NAME) {
-    s.tokenizer = v->u.name.text;
-    s.tokenizer_len = v->u.name.len;
-  } else if (!v && owner == OWNER_GPT2) {
-    s.tokenizer = "bytes";
-    s.tokenizer_len = 5;
-  }
-  const struct entry *te = entry_of(m, "template");
-  const struct arg *ta = m->init->kind == EXPR_CALL ? arg_of(m->init, "template") : NULL;
-  const struct expr *tv = te ? te->value : ta ? ta->value : NULL;
-  if (tv && tv->kind == EXPR_NAME) {
-    s.template = tv->u.name.text;
-    s.template_len = tv->u.name.len;
-  } else if (!tv && owner == OWNER_GPT2) {
-    s.template = "turns";
-    s.template_len = 5;
-  }
+  s.tokenizer = model_choice(c, m, owner, "tokenizer");
+  s.template = model_choice(c, m, owner, "template");
   /* the byte tokenizer has 256 bytes and 5 special tokens */
-  if (isnan(s.vocab) && s.tokenizer && s.tokenizer_len == 5 && memcmp(s.tokenizer, "bytes", 5) == 0) s.vocab = 261;
-  if (isnan(s.vocab) && s.tokenizer && s.tokenizer_len == 3 && memcmp(s.tokenizer, "bpe", 3) == 0) s.vocab = 50257;
+  if (isnan(s.vocab) && word_is(s.tokenizer, "bytes")) s.vocab = 261;
+  if (isnan(s.vocab) && word_is(s.tokenizer, "bpe")) s.vocab = 50257;
   return s;
 }
 
@@ -405,6 +415,22 @@ static double parameters(const struct shape *s) {
 
 static bool differs(double a, double b) { return !isnan(a) && !isnan(b) && a != b; }
 
+/* Reports a policy and another model that disagree on a setting both
+ * must share; true when they do. */
+static bool setting_mismatch(struct checker *c, const struct item *it, const struct ident *other_name,
+                             const struct item *other_model, const char *what, struct word mine, struct word theirs,
+                             const char *note, const char *help) {
+  if (!words_differ(mine, theirs)) return false;
+  struct diag *d = diag_emit(c->diags, E0420, other_name->span, "'%.*s' uses the %.*s %s, '%.*s' the %.*s one",
+                             (int)other_name->len, other_name->text, (int)theirs.len, theirs.text, what,
+                             (int)it->name.len, it->name.text, (int)mine.len, mine.text);
+  diag_label(c->diags, d, other_model->name.span, "'%.*s' descends from this model", (int)other_name->len,
+             other_name->text);
+  diag_note(c->diags, d, "%s", note);
+  diag_help(c->diags, d, "%s", help);
+  return true;
+}
+
 /* A policy and the model it is measured against (or scored by) must read
  * the same token ids; a reference must also have the same shape. */
 static void check_compatible(struct checker *c, const struct item *it, const struct ident *other_name,
@@ -412,28 +438,15 @@ static void check_compatible(struct checker *c, const struct item *it, const str
   const struct item *pm = root_model(c, policy), *om = root_model(c, other);
   if (!pm || !om || pm == om) return;
   struct shape p = model_shape(c, pm), o = model_shape(c, om);
-  if (p.tokenizer && o.tokenizer &&
-      (p.tokenizer_len != o.tokenizer_len || memcmp(p.tokenizer, o.tokenizer, p.tokenizer_len) != 0)) {
-    struct diag *d = diag_emit(c->diags, E0420, other_name->span, "'%.*s' uses the %.*s tokenizer, '%.*s' the %.*s one",
-                               (int)other_name->len, other_name->text, (int)o.tokenizer_len, o.tokenizer,
-                               (int)it->name.len, it->name.text, (int)p.tokenizer_len, p.tokenizer);
-    diag_label(c->diags, d, om->name.span, "'%.*s' descends from this model", (int)other_name->len, other_name->text);
-    diag_note(c->diags, d, "the same text becomes different token ids, so log-probabilities and rewards of one "
-                           "cannot be read against the other");
-    diag_help(c->diags, d, "derive both from models with one tokenizer");
+  if (setting_mismatch(c, it, other_name, om, "tokenizer", p.tokenizer, o.tokenizer,
+                       "the same text becomes different token ids, so log-probabilities and rewards of one cannot "
+                       "be read against the other",
+                       "derive both from models with one tokenizer") ||
+      setting_mismatch(c, it, other_name, om, "chat template", p.template, o.template,
+                       "the same conversation is laid out as different text, so the scores of one do not apply to "
+                       "the responses of the other",
+                       "use one template for the policy, its reference and its reward model"))
     return;
-  }
-  if (p.template && o.template &&
-      (p.template_len != o.template_len || memcmp(p.template, o.template, p.template_len) != 0)) {
-    struct diag *d = diag_emit(c->diags, E0420, other_name->span, "'%.*s' uses the %.*s chat template, '%.*s' the %.*s one",
-                               (int)other_name->len, other_name->text, (int)o.template_len, o.template,
-                               (int)it->name.len, it->name.text, (int)p.template_len, p.template);
-    diag_label(c->diags, d, om->name.span, "'%.*s' descends from this model", (int)other_name->len, other_name->text);
-    diag_note(c->diags, d, "the same conversation is laid out as different text, so the scores of one do not "
-                           "apply to the responses of the other");
-    diag_help(c->diags, d, "use one template for the policy, its reference and its reward model");
-    return;
-  }
   if (same_architecture && (differs(p.layers, o.layers) || differs(p.heads, o.heads) || differs(p.width, o.width) ||
                             differs(p.vocab, o.vocab))) {
     struct diag *d = diag_emit(c->diags, E0421, other_name->span, "'%.*s' has another architecture than '%.*s'",
@@ -532,8 +545,7 @@ bool stage_uses_byte_tokens(struct checker *c, const struct item *stage) {
   struct decl *d = find(c, &stage->name);
   const struct item *m = d ? root_model(c, d) : NULL;
   if (!m) return false;
-  struct shape s = model_shape(c, m);
-  return s.tokenizer && s.tokenizer_len == 5 && memcmp(s.tokenizer, "bytes", 5) == 0;
+  return word_is(model_shape(c, m).tokenizer, "bytes");
 }
 
 static void check_context(struct checker *c, const struct decl *self, const struct stage_row *row) {
