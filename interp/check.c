@@ -113,14 +113,8 @@ static void check_metric(struct checker *c, const struct item *stage, const stru
             row->metrics);
   struct suggest s;
   suggest_begin(&s, metric->text, metric->len);
-  suggest_consider(&s, "loss", 4);
-  suggest_consider(&s, "val_loss", 8);
-  for (const char *p = row->metrics; *p;) {
-    const char *bar = strchr(p, '|');
-    size_t n = bar ? (size_t)(bar - p) : strlen(p);
-    suggest_consider(&s, p, n);
-    p += n + (bar != NULL);
-  }
+  suggest_consider_list(&s, "loss|val_loss");
+  suggest_consider_list(&s, row->metrics);
   size_t len;
   const char *best = suggest_result(&s, &len);
   if (best) diag_help(c->diags, d, "did you mean '%.*s'?", (int)len, best);

@@ -344,12 +344,7 @@ static void check_value(struct checker *c, const struct key_spec *key, struct ex
                                (int)len, text);
     struct suggest s;
     suggest_begin(&s, text, len);
-    for (const char *p = key->choices; *p;) {
-      const char *bar = strchr(p, '|');
-      size_t n = bar ? (size_t)(bar - p) : strlen(p);
-      suggest_consider(&s, p, n);
-      p += n + (bar != NULL);
-    }
+    suggest_consider_list(&s, key->choices);
     size_t blen;
     const char *best = suggest_result(&s, &blen);
     if (best) diag_help(c->diags, d, "did you mean '%.*s'?", (int)blen, best);

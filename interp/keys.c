@@ -92,8 +92,8 @@ void key_range_text(const struct key_spec *key, char *buf, size_t size) {
            key->range == R_OPEN_MAX ? ')' : ']');
 }
 
-bool key_choice_ok(const struct key_spec *key, const char *text, size_t len) {
-  const char *p = key->choices;
+bool word_list_has(const char *list, const char *text, size_t len) {
+  const char *p = list;
   while (*p) {
     const char *bar = strchr(p, '|');
     size_t n = bar ? (size_t)(bar - p) : strlen(p);
@@ -102,6 +102,10 @@ bool key_choice_ok(const struct key_spec *key, const char *text, size_t len) {
     p = bar + 1;
   }
   return false;
+}
+
+bool key_choice_ok(const struct key_spec *key, const char *text, size_t len) {
+  return word_list_has(key->choices, text, len);
 }
 
 void key_index_init(struct key_index *index) {

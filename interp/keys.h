@@ -66,6 +66,8 @@ bool key_in_range(const struct key_spec *key, double value);
 #define KEY_UNBOUNDED 1e15
 /* "in (0, 10]", "in [1, 1024]", ">= 0" */
 void key_range_text(const struct key_spec *key, char *buf, size_t size);
+/* Whether `text` is one of the words of a "a|b|c" list (choices, metrics). */
+bool word_list_has(const char *list, const char *text, size_t len);
 /* Whether `text` is one of the key's choices. */
 bool key_choice_ok(const struct key_spec *key, const char *text, size_t len);
 

@@ -28,17 +28,6 @@ const char *state_name(enum model_state state) {
   return state < STATE_COUNT ? names[state] : "unknown";
 }
 
-static bool in_list(const char *list, const char *word, size_t len) {
-  for (const char *p = list; *p;) {
-    const char *bar = strchr(p, '|');
-    size_t n = bar ? (size_t)(bar - p) : strlen(p);
-    if (n == len && memcmp(p, word, len) == 0) return true;
-    if (!bar) break;
-    p = bar + 1;
-  }
-  return false;
-}
-
 bool stage_has_metric(const struct stage_row *row, const char *metric, size_t len) {
-  return in_list("loss|val_loss", metric, len) || in_list(row->metrics, metric, len);
+  return word_list_has("loss|val_loss", metric, len) || word_list_has(row->metrics, metric, len);
 }

@@ -62,6 +62,16 @@ void suggest_consider(struct suggest *s, const char *candidate, size_t len) {
   }
 }
 
+void suggest_consider_list(struct suggest *s, const char *list) {
+  for (const char *p = list; *p;) {
+    const char *bar = strchr(p, '|');
+    size_t n = bar ? (size_t)(bar - p) : strlen(p);
+    suggest_consider(s, p, n);
+    if (!bar) break;
+    p = bar + 1;
+  }
+}
+
 const char *suggest_result(const struct suggest *s, size_t *len) {
   if (!s->best) return NULL;
   *len = s->best_len;

@@ -16,6 +16,8 @@ struct suggest {
 
 void suggest_begin(struct suggest *s, const char *word, size_t len);
 void suggest_consider(struct suggest *s, const char *candidate, size_t len);
+/* Considers every word of a "a|b|c" list. */
+void suggest_consider_list(struct suggest *s, const char *list);
 /* The best candidate, or NULL when none is close enough. */
 const char *suggest_result(const struct suggest *s, size_t *len);
 size_t edit_distance(const char *a, size_t na, const char *b, size_t nb, size_t limit);
