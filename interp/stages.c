@@ -1,6 +1,5 @@
 #include "interp/stages.h"
 
-#include <string.h>
 
 #define CORPUS OWNER_CORPUS
 #define DEMOS OWNER_DEMOS
