@@ -4,8 +4,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
+/* Blocks start small, for the many small files, and double up to a size
+ * where the kernel can back them with huge pages: a large file's tree then
+ * costs a few hundred page faults instead of tens of thousands. */
 #define ARENA_BLOCK_SIZE (64 * 1024)
+#define ARENA_BLOCK_MAX (4 * 1024 * 1024)
+#define HUGE_PAGE (2 * 1024 * 1024)
 
 struct arena_block {
   struct arena_block *next;
@@ -42,23 +48,43 @@ void *xgrow(void *ptr, size_t *cap, size_t need, size_t elem_size) {
   return xrealloc(ptr, n * elem_size);
 }
 
+/* A block with room for at least DATA bytes; sizes of a huge page and up
+ * are aligned to it and offered to the kernel for huge pages. */
+static struct arena_block *new_block(size_t data) {
+  if (data > SIZE_MAX - sizeof(struct arena_block) - HUGE_PAGE) out_of_memory(data);
+  size_t total = sizeof(struct arena_block) + data;
+  struct arena_block *b;
+#ifdef MADV_HUGEPAGE
+  if (total >= HUGE_PAGE) {
+    total = (total + HUGE_PAGE - 1) & ~(size_t)(HUGE_PAGE - 1);
+    void *mem;
+    if (posix_memalign(&mem, HUGE_PAGE, total) != 0) out_of_memory(total);
+    (void)madvise(mem, total, MADV_HUGEPAGE); /* advice only: without it, small pages */
+    b = mem;
+  } else
+#endif
+    b = xmalloc(total);
+  b->used = 0;
+  b->size = total - sizeof *b;
+  return b;
+}
+
 void *arena_alloc(struct arena *arena, size_t size) {
   size = (size + 15) & ~(size_t)15;
   struct arena_block *b = arena->head;
   if (!b || b->size - b->used < size) {
-    size_t block = size > ARENA_BLOCK_SIZE / 4 ? size : ARENA_BLOCK_SIZE;
-    if (block > SIZE_MAX - sizeof *b) out_of_memory(size);
-    b = xmalloc(sizeof *b + block);
-    b->used = 0;
-    b->size = block;
-    /* A large allocation gets its own block behind the current one, so the
-     * free space of the current block is not wasted. */
-    if (block != ARENA_BLOCK_SIZE && arena->head) {
+    size_t standard = arena->next_block ? arena->next_block : ARENA_BLOCK_SIZE;
+    if (size > standard / 4 && arena->head) {
+      /* A large allocation gets its own block behind the current one, so
+       * the free space of the current block is not wasted. */
+      b = new_block(size);
       b->next = arena->head->next;
       arena->head->next = b;
     } else {
+      b = new_block(size > standard ? size : standard);
       b->next = arena->head;
       arena->head = b;
+      arena->next_block = standard < ARENA_BLOCK_MAX ? standard * 2 : ARENA_BLOCK_MAX;
     }
   }
   void *p = b->data + b->used;
@@ -101,4 +127,5 @@ void arena_free(struct arena *arena) {
     b = next;
   }
   arena->head = NULL;
+  arena->next_block = 0;
 }

@@ -11,6 +11,7 @@ struct arena_block;
 
 struct arena {
   struct arena_block *head;
+  size_t next_block; /* data bytes of the next standard block; 0 before the first */
 };
 
 void *arena_alloc(struct arena *arena, size_t size); /* zeroed, 16-aligned */

@@ -45,11 +45,11 @@ struct decl *check_resolve(struct checker *c, const struct ident *name, enum nam
      * undefined names gets guesses for the first ones only. */
     struct suggest s;
     suggest_begin(&s, name->text, name->len);
-    if (c->suggest_budget >= c->symbols.cap) {
-      c->suggest_budget -= c->symbols.cap;
-      for (size_t i = 0; i < c->symbols.cap; i++) {
-        const struct item *it = c->symbols.slots[i].item;
-        if (it && wanted(want, it->kind)) suggest_consider(&s, it->name.text, it->name.len);
+    if (c->suggest_budget >= c->symbols.n) {
+      c->suggest_budget -= c->symbols.n;
+      for (size_t i = 0; i < c->symbols.n; i++) {
+        const struct item *it = c->symbols.decls[i].item;
+        if (wanted(want, it->kind)) suggest_consider(&s, it->name.text, it->name.len);
       }
     }
     size_t len;
@@ -164,9 +164,9 @@ static void check_assert_expr(struct checker *c, struct expr *root) {
 
 static void report_unused(struct checker *c) {
   if (c->incomplete) return;
-  for (size_t i = 0; i < c->symbols.cap; i++) {
-    const struct decl *d = &c->symbols.slots[i];
-    if (!d->item || d->used || d->item->kind == ITEM_STAGE) continue;
+  for (size_t i = 0; i < c->symbols.n; i++) {
+    const struct decl *d = &c->symbols.decls[i];
+    if (d->used || d->item->kind == ITEM_STAGE) continue;
     if (!program_is_main(c->prog, d->item->name.span.file)) continue;
     struct diag *diag = diag_emit(c->diags, W0103, d->item->name.span, "%s '%.*s' is never used",
                                   decl_kind_name(d->item->kind), (int)d->item->name.len, d->item->name.text);

@@ -3,6 +3,8 @@
  * (constant memory, whatever their size) and every line must parse and
  * carry the fields its kind needs, with TRL's names; a data set with no
  * examples is an error. Paths are relative to the file that declares them. */
+#include <errno.h>
+#include <fcntl.h>
 #include <glob.h>
 #include <math.h>
 #include <jansson.h>
@@ -10,8 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "interp/checker.h"
+#include "interp/json_line.h"
 #include "interp/stages.h"
 
 #define MAX_LINE_ERRORS 10 /* per file; then a count */
@@ -28,9 +32,29 @@ static const char *fields_of(enum owner_id kind) {
   }
 }
 
-/* Which alternative the object satisfies; otherwise the first field missing
- * from the alternative it comes closest to. */
-static const char *missing_field(json_t *obj, const char *fields, char *buf, size_t size) {
+/* The alternatives of FIELDS as sets of fields, for the test every line
+ * takes; *N of them, at most MAX_ALTERNATIVES. */
+#define MAX_ALTERNATIVES 4
+static void field_sets(const char *fields, unsigned *sets, size_t *n) {
+  *n = 0;
+  if (!fields) return;
+  for (const char *f = fields; *f && *n < MAX_ALTERNATIVES; (*n)++) {
+    sets[*n] = 0;
+    for (;;) {
+      size_t len = strcspn(f, ",|");
+      enum json_field field = json_field_find(f, len);
+      sets[*n] |= 1u << field; /* JSON_FIELD_COUNT: a bit no line has */
+      f += len;
+      if (*f != ',') break;
+      f++;
+    }
+    if (*f == '|') f++;
+  }
+}
+
+/* Which alternative the example satisfies; otherwise the first field
+ * missing from the alternative it comes closest to. */
+static const char *missing_field(const struct json_line *ex, const char *fields, char *buf, size_t size) {
   const char *best = NULL;
   size_t best_have = 0;
   for (const char *alt = fields; *alt;) {
@@ -42,9 +66,8 @@ static const char *missing_field(json_t *obj, const char *fields, char *buf, siz
     for (const char *f = alt; f < alt + len;) {
       const char *comma = memchr(f, ',', (size_t)(alt + len - f));
       size_t n = comma ? (size_t)(comma - f) : (size_t)(alt + len - f);
-      char name[64];
-      snprintf(name, sizeof name, "%.*s", (int)n, f);
-      if (json_object_get(obj, name)) have++;
+      enum json_field field = json_field_find(f, n);
+      if (field != JSON_FIELD_COUNT && (ex->present & 1u << field)) have++;
       else if (!first_missing) first_missing = f, missing_len = n;
       f += n + (comma != NULL);
     }
@@ -73,23 +96,13 @@ struct scan {
 
 /* The text of an example that goes through the model: the prompt and the
  * longest of its answers, or every message. */
-static size_t example_bytes(json_t *obj) {
-  static const char *const fields[] = {"prompt", "response", "chosen", "rejected", "completion"};
-  size_t prompt = 0, answer = 0;
-  for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
-    json_t *v = json_object_get(obj, fields[i]);
-    size_t n = json_is_string(v) ? json_string_length(v) : 0;
-    if (i == 0) prompt = n;
-    else if (n > answer) answer = n;
-  }
-  json_t *messages = json_object_get(obj, "messages");
-  size_t i;
-  json_t *m;
-  json_array_foreach(messages, i, m) {
-    json_t *content = json_object_get(m, "content");
-    if (json_is_string(content)) prompt += json_string_length(content);
-  }
-  return prompt + answer;
+static size_t example_bytes(const struct json_line *ex) {
+  static const enum json_field answers[] = {JSON_FIELD_RESPONSE, JSON_FIELD_CHOSEN, JSON_FIELD_REJECTED,
+                                            JSON_FIELD_COMPLETION};
+  size_t answer = 0;
+  for (size_t i = 0; i < sizeof answers / sizeof answers[0]; i++)
+    if (ex->string_bytes[answers[i]] > answer) answer = ex->string_bytes[answers[i]];
+  return ex->string_bytes[JSON_FIELD_PROMPT] + ex->message_bytes + answer;
 }
 
 static size_t percentile_99(const struct scan *s) {
@@ -151,63 +164,110 @@ static struct seen_path *seen_get(struct seen_paths *seen, const char *pattern, 
   return p;
 }
 
+/* One line of a JSONL file: NULL when it is a good example, described in
+ * *EX; else why not, in REASON. Lines the fast scanner declines go to
+ * jansson, which decides them and words their errors. */
+static const char *parse_line(const char *line, size_t len, const char *fields, const unsigned *sets,
+                              size_t n_sets, struct json_line *ex, char *reason, size_t size) {
+  if (!json_line_scan(line, len, ex)) {
+    json_error_t err;
+    json_t *obj = json_loadb(line, len, 0, &err);
+    if (!obj) {
+      snprintf(reason, size, "not JSON: %s", err.text);
+      return reason;
+    }
+    bool object = json_is_object(obj);
+    if (object) json_line_from_object(obj, ex);
+    json_decref(obj);
+    if (!object) return "not a JSON object";
+  }
+  if (!fields) return NULL;
+  for (size_t i = 0; i < n_sets; i++)
+    if ((ex->present & sets[i]) == sets[i]) return NULL;
+  char field[64];
+  const char *missing = fields ? missing_field(ex, fields, field, sizeof field) : NULL;
+  if (!missing) return NULL;
+  snprintf(reason, size, "no '%s' field", missing);
+  return reason;
+}
+
+static void count_example(struct scan *scan, const struct json_line *ex) {
+  if (!scan->lengths) {
+    scan->lengths = xmalloc(LENGTH_BUCKETS * sizeof *scan->lengths);
+    memset(scan->lengths, 0, LENGTH_BUCKETS * sizeof *scan->lengths);
+  }
+  size_t b = example_bytes(ex) / LENGTH_BUCKET_BYTES;
+  scan->lengths[b < LENGTH_BUCKETS ? b : LENGTH_BUCKETS - 1]++;
+  if (ex->label >= 0) scan->labels[ex->label]++;
+  scan->examples++;
+}
+
+/* Files are read in blocks of this size, and lines taken from the block;
+ * a longer line grows the buffer to hold it, and only then. */
+#define READ_BLOCK (1u << 20)
+
 /* Reads a JSONL file line by line; reports lines that do not parse or lack
  * a field, the first MAX_LINE_ERRORS of them, then how many more. */
 static void scan_jsonl(struct checker *c, const struct expr *path_expr, const char *path, enum owner_id kind,
                        struct scan *scan) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return; /* found by glob, vanished since: reported as missing below */
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return; /* found by glob, vanished since: reported as missing below */
+#ifdef POSIX_FADV_SEQUENTIAL
+  (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+#endif
   const char *fields = fields_of(kind);
-  char *line = NULL, field[64];
-  size_t cap = 0, line_no = 0, errors = 0;
-  ssize_t len;
-  while ((len = getline(&line, &cap, f)) >= 0) {
-    line_no++;
-    while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) len--;
-    size_t i = 0;
-    while (i < (size_t)len && (line[i] == ' ' || line[i] == '\t')) i++;
-    if (i == (size_t)len) continue; /* blank lines are allowed */
-    json_error_t err;
-    json_t *obj = json_loadb(line, (size_t)len, 0, &err);
-    const char *why = NULL;
-    char reason[200];
-    if (!obj) {
-      snprintf(reason, sizeof reason, "not JSON: %s", err.text);
-      why = reason;
-    } else if (!json_is_object(obj)) {
-      why = "not a JSON object";
-    } else {
-      const char *missing = fields ? missing_field(obj, fields, field, sizeof field) : NULL;
-      if (missing) {
-        snprintf(reason, sizeof reason, "no '%s' field", missing);
-        why = reason;
+  unsigned sets[MAX_ALTERNATIVES];
+  size_t n_sets;
+  field_sets(fields, sets, &n_sets);
+  size_t cap = READ_BLOCK, have = 0, line_no = 0, errors = 0;
+  char *buf = xmalloc(cap);
+  bool eof = false;
+  while (!eof || have > 0) {
+    if (!eof) {
+      if (have == cap) buf = xrealloc(buf, cap *= 2); /* one line longer than the buffer */
+      ssize_t n = read(fd, buf + have, cap - have);
+      if (n < 0 && errno == EINTR) continue;
+      if (n < 0) {
+        diag_emit(c->diags, E0502, path_expr->span, "%s: cannot read after line %zu: %s", path, line_no,
+                  strerror(errno));
+        errors++;
+      }
+      if (n <= 0) eof = true;
+      else have += (size_t)n;
+    }
+    size_t start = 0;
+    for (;;) {
+      char *nl = memchr(buf + start, '\n', have - start);
+      if (!nl && !(eof && start < have)) break;
+      size_t end = nl ? (size_t)(nl - buf) : have, len = end - start;
+      const char *line = buf + start;
+      start = nl ? end + 1 : have;
+      line_no++;
+      while (len > 0 && line[len - 1] == '\r') len--;
+      size_t i = 0;
+      while (i < len && (line[i] == ' ' || line[i] == '\t')) i++;
+      if (i == len) continue; /* blank lines are allowed */
+      struct json_line ex;
+      char reason[200];
+      const char *why = parse_line(line, len, fields, sets, n_sets, &ex, reason, sizeof reason);
+      if (!why) {
+        count_example(scan, &ex);
+        continue;
+      }
+      if (++errors <= MAX_LINE_ERRORS) {
+        struct diag *d = diag_emit(c->diags, E0502, path_expr->span, "%s:%zu: %s", path, line_no, why);
+        if (errors == 1 && fields)
+          diag_note(c->diags, d, "each line of %s data is one JSON object with %s", owner_spec(kind)->name, fields);
       }
     }
-    if (!why) {
-      if (!scan->lengths) {
-        scan->lengths = xmalloc(LENGTH_BUCKETS * sizeof *scan->lengths);
-        memset(scan->lengths, 0, LENGTH_BUCKETS * sizeof *scan->lengths);
-      }
-      size_t b = example_bytes(obj) / LENGTH_BUCKET_BYTES;
-      scan->lengths[b < LENGTH_BUCKETS ? b : LENGTH_BUCKETS - 1]++;
-      json_t *label = json_object_get(obj, "label");
-      if (json_is_boolean(label)) scan->labels[json_is_true(label)]++;
-      json_decref(obj);
-      scan->examples++;
-      continue;
-    }
-    json_decref(obj);
-    if (++errors <= MAX_LINE_ERRORS) {
-      struct diag *d = diag_emit(c->diags, E0502, path_expr->span, "%s:%zu: %s", path, line_no, why);
-      if (errors == 1 && fields)
-        diag_note(c->diags, d, "each line of %s data is one JSON object with %s", owner_spec(kind)->name, fields);
-    }
+    memmove(buf, buf + start, have - start);
+    have -= start;
   }
   if (errors > MAX_LINE_ERRORS)
     diag_emit(c->diags, E0502, path_expr->span, "%s: %zu more lines with errors", path, errors - MAX_LINE_ERRORS);
   scan->errors += errors;
-  free(line);
-  fclose(f);
+  free(buf);
+  close(fd);
 }
 
 /* KTO weighs desirable and undesirable examples; TRL advises weights that

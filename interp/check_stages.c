@@ -683,19 +683,17 @@ static int compare_edges(const void *x, const void *y) {
 
 /* Order constraints that contradict each other (a < b < a): a cycle in the
  * graph of constraints, found by one walk with an explicit stack. */
-static void check_order_cycles(struct checker *c) {
+static void check_order_cycles(struct checker *c, const struct item *const *orders, size_t n_orders) {
   struct order_edge *edges = NULL;
   size_t n = 0, cap = 0;
-  for (size_t f = 0; f < c->prog->n_files; f++)
-    for (const struct item *it = c->prog->files[f]->items; it; it = it->next)
-      if (it->kind == ITEM_ORDER)
-        for (const struct name_list *a = it->order; a && a->next; a = a->next) {
-          struct decl *da = find(c, &a->name), *db = find(c, &a->next->name);
-          if (!da || !db || da->item->kind != ITEM_STAGE || db->item->kind != ITEM_STAGE) continue;
-          if (in_lineage(c, da, db)) continue; /* the lineage contradicts it: reported as such */
-          edges = xgrow(edges, &cap, n + 1, sizeof *edges);
-          edges[n++] = (struct order_edge){da, db, &a->next->name};
-        }
+  for (size_t i = 0; i < n_orders; i++)
+    for (const struct name_list *a = orders[i]->order; a && a->next; a = a->next) {
+      struct decl *da = find(c, &a->name), *db = find(c, &a->next->name);
+      if (!da || !db || da->item->kind != ITEM_STAGE || db->item->kind != ITEM_STAGE) continue;
+      if (in_lineage(c, da, db)) continue; /* the lineage contradicts it: reported as such */
+      edges = xgrow(edges, &cap, n + 1, sizeof *edges);
+      edges[n++] = (struct order_edge){da, db, &a->next->name};
+    }
   if (n == 0) return;
   qsort(edges, n, sizeof *edges, compare_edges);
   struct frame {
@@ -738,34 +736,50 @@ static void check_order_cycles(struct checker *c) {
   free(edges);
 }
 
+static void check_mix(struct checker *c, const struct expr *mix) {
+  check_mix_sum(c, mix);
+  check_mix_members(c, mix);
+}
+
 void check_stages(struct checker *c) {
+  /* One walk over the items gathers what the passes below need: on a large
+   * file each walk of the item list is a chain of cache misses. */
+  struct item **stages = NULL;
+  const struct item **orders = NULL;
+  const struct expr **mixes = NULL;
+  size_t n_stages = 0, stages_cap = 0, n_orders = 0, orders_cap = 0, n_mixes = 0, mixes_cap = 0;
+  for (size_t f = 0; f < c->prog->n_files; f++) {
+    for (struct item *it = c->prog->files[f]->items; it; it = it->next) {
+      if (it->kind == ITEM_STAGE) {
+        stages = xgrow(stages, &stages_cap, n_stages + 1, sizeof *stages);
+        stages[n_stages++] = it;
+        for (const struct entry *e = it->block.entries; e; e = e->next)
+          if (e->value->kind == EXPR_CALL && ident_is(&e->value->u.call.callee, "mix")) {
+            mixes = xgrow(mixes, &mixes_cap, n_mixes + 1, sizeof *mixes);
+            mixes[n_mixes++] = e->value;
+          }
+      } else if (it->kind == ITEM_ORDER) {
+        orders = xgrow(orders, &orders_cap, n_orders + 1, sizeof *orders);
+        orders[n_orders++] = it;
+      } else if (it->kind == ITEM_DATA && it->init->kind == EXPR_CALL && ident_is(&it->init->u.call.callee, "mix")) {
+        mixes = xgrow(mixes, &mixes_cap, n_mixes + 1, sizeof *mixes);
+        mixes[n_mixes++] = it->init;
+      }
+    }
+  }
   /* In source order, which keeps a large file's walk through memory
    * sequential; a stage's lineage is visited first whatever the order. */
   struct decl **stack = NULL;
   size_t cap = 0;
-  for (size_t f = 0; f < c->prog->n_files; f++) {
-    for (struct item *it = c->prog->files[f]->items; it; it = it->next) {
-      if (it->kind != ITEM_STAGE) continue;
-      struct decl *d = find(c, &it->name);
-      if (d && d->item == it && d->visit == 0) visit_stage(c, d, &stack, &cap);
-    }
+  for (size_t i = 0; i < n_stages; i++) {
+    struct decl *d = find(c, &stages[i]->name);
+    if (d && d->item == stages[i] && d->visit == 0) visit_stage(c, d, &stack, &cap);
   }
   free(stack);
-  check_order_cycles(c);
-  for (size_t f = 0; f < c->prog->n_files; f++) {
-    for (struct item *it = c->prog->files[f]->items; it; it = it->next) {
-      if (it->kind == ITEM_ORDER) check_order_item(c, it);
-      if (it->kind == ITEM_DATA && it->init->kind == EXPR_CALL && ident_is(&it->init->u.call.callee, "mix")) {
-        check_mix_sum(c, it->init);
-        check_mix_members(c, it->init);
-      }
-      if (it->kind == ITEM_STAGE) {
-        for (const struct entry *e = it->block.entries; e; e = e->next)
-          if (e->value->kind == EXPR_CALL && ident_is(&e->value->u.call.callee, "mix")) {
-            check_mix_sum(c, e->value);
-            check_mix_members(c, e->value);
-          }
-      }
-    }
-  }
+  check_order_cycles(c, orders, n_orders);
+  for (size_t i = 0; i < n_orders; i++) check_order_item(c, orders[i]);
+  for (size_t i = 0; i < n_mixes; i++) check_mix(c, mixes[i]);
+  free(stages);
+  free(orders);
+  free(mixes);
 }

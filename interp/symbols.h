@@ -7,7 +7,6 @@
 
 struct decl {
   struct item *item; /* ITEM_MODEL, ITEM_DATA or ITEM_STAGE */
-  uint64_t hash;     /* of the name: a probe rejects other names without reading them */
   bool used;
   /* The abstract value of a model or a stage's output (check_stages.c). */
   unsigned char visit;  /* 0 not yet, 1 in progress, 2 done */
@@ -20,9 +19,20 @@ struct decl {
   size_t data_p99;           /* a data set's 99th-percentile example, in bytes (check_data.c) */
 };
 
+/* The declarations lie in one array in the order they were added, so that
+ * the checks, which go through a file in order, touch them in order; the
+ * hash index beside it is small enough to stay in cache on large files.
+ * Pointers to declarations stay valid once every name has been added. */
+struct symslot {
+  uint32_t hash;  /* of the name: a probe rejects most other names without reading them */
+  uint32_t index; /* into decls, plus one; 0 is an empty slot */
+};
+
 struct symtab {
-  struct decl *slots; /* open addressing; item == NULL is empty */
-  size_t cap, n;
+  struct decl *decls;
+  size_t n, decls_cap;
+  struct symslot *slots; /* open addressing */
+  size_t cap;
 };
 
 void symtab_init(struct symtab *tab);

@@ -14,6 +14,7 @@ Suite *keys_suite(void);
 Suite *suggest_suite(void);
 Suite *render_suite(void);
 Suite *explain_suite(void);
+Suite *json_line_suite(void);
 
 /* A text parsed on its own, without imports or checks. */
 struct parsed {
