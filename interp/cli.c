@@ -6,6 +6,8 @@
 #include "interp/check.h"
 #include "interp/project.h"
 #include "interp/explain.h"
+#include "interp/explain_stages.h"
+#include "interp/fmt.h"
 #include "interp/render.h"
 #include "interp/render_sarif.h"
 
@@ -18,7 +20,10 @@ static const char usage_text[] =
     "\n"
     "commands:\n"
     "  check FILE...    check pipelines and report every problem found\n"
-    "  explain [CODE]   explain a diagnostic code, or list them all\n"
+    "  explain [CODE | STAGE-KIND | order]\n"
+    "                   explain a diagnostic code, a stage kind or the ordering\n"
+    "                   rules; without an argument, list them all\n"
+    "  fmt FILE...      print pipelines in the one canonical layout (-w rewrites)\n"
     "  help [COMMAND]   show help for trainpipe or for a command\n"
     "  version          show the version and the backends built in\n"
     "\n"
@@ -185,25 +190,36 @@ static int cmd_version(FILE *out) {
 }
 
 static const char explain_usage[] =
-    "usage: trainpipe explain [CODE]\n"
+    "usage: trainpipe explain [CODE | STAGE-KIND | order]\n"
     "\n"
     "Prints the page of a diagnostic code (E0402 or its short name,\n"
     "missing-reference): what the rule checks, why, and an example with its\n"
-    "fix. Without a code, lists every code with its level and short name.\n";
+    "fix; or the page of a stage kind (pretrain, sft, dpo...): its goal, data,\n"
+    "objective, what it teaches and cannot teach, its risks, and which stages\n"
+    "come before and after it and why. 'explain order' prints the ordering\n"
+    "rules as a table. Without an argument, lists every code and stage kind.\n";
 
 static int cmd_explain(int argc, char **argv, FILE *out, FILE *err) {
   if (argc < 2) {
     explain_list(out);
+    fputc('\n', out);
+    explain_stages_list(out);
     return EXIT_CLEAN;
   }
   if (strcmp(argv[1], "-h") == 0 || strcmp(argv[1], "--help") == 0) {
     fputs(explain_usage, out);
     return EXIT_CLEAN;
   }
-  if (argc > 2) return usage_error(err, "%s", "explain: one code at a time");
+  if (argc > 2) return usage_error(err, "%s", "explain: one code or stage kind at a time");
+  if (strcmp(argv[1], "order") == 0) {
+    explain_order_print(out);
+    return EXIT_CLEAN;
+  }
+  if (explain_stage_print(out, argv[1])) return EXIT_CLEAN;
   enum diag_code code;
   if (!diag_lookup(argv[1], strlen(argv[1]), &code))
-    return usage_error(err, "explain: no diagnostic code '%s'; 'trainpipe explain' lists them", argv[1]);
+    return usage_error(err, "explain: no diagnostic code or stage kind '%s'; 'trainpipe explain' lists them",
+                       argv[1]);
   explain_print(out, code);
   return EXIT_CLEAN;
 }
@@ -219,6 +235,10 @@ static int cmd_help(int argc, char **argv, FILE *out, FILE *err) {
   }
   if (strcmp(argv[1], "explain") == 0) {
     fputs(explain_usage, out);
+    return EXIT_CLEAN;
+  }
+  if (strcmp(argv[1], "fmt") == 0) {
+    fputs(fmt_usage, out);
     return EXIT_CLEAN;
   }
   if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "version") == 0) {
@@ -237,6 +257,7 @@ int cli_main(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *
   if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1, out, err, env);
   if (strcmp(cmd, "help") == 0) return cmd_help(argc - 1, argv + 1, out, err);
   if (strcmp(cmd, "explain") == 0) return cmd_explain(argc - 1, argv + 1, out, err);
+  if (strcmp(cmd, "fmt") == 0) return fmt_main(argc - 1, argv + 1, out, err, env);
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) return cmd_help(1, argv + 1, out, err);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) return cmd_version(out);
   return usage_error(err, "unknown command '%s'", cmd);

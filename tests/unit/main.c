@@ -45,6 +45,8 @@ int main(void) {
   srunner_add_suite(runner, render_suite());
   srunner_add_suite(runner, explain_suite());
   srunner_add_suite(runner, json_line_suite());
+  srunner_add_suite(runner, explain_stages_suite());
+  srunner_add_suite(runner, plan_suite());
   srunner_run_all(runner, CK_ENV);
   int failed = srunner_ntests_failed(runner);
   srunner_free(runner);

@@ -15,6 +15,8 @@ Suite *suggest_suite(void);
 Suite *render_suite(void);
 Suite *explain_suite(void);
 Suite *json_line_suite(void);
+Suite *explain_stages_suite(void);
+Suite *plan_suite(void);
 
 /* A text parsed on its own, without imports or checks. */
 struct parsed {
