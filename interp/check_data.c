@@ -165,27 +165,15 @@ static struct seen_path *seen_get(struct seen_paths *seen, const char *pattern, 
 }
 
 /* One line of a JSONL file: NULL when it is a good example, described in
- * *EX; else why not, in REASON. Lines the fast scanner declines go to
- * jansson, which decides them and words their errors. */
+ * *EX; else why not, in REASON. */
 static const char *parse_line(const char *line, size_t len, const char *fields, const unsigned *sets,
                               size_t n_sets, struct json_line *ex, char *reason, size_t size) {
-  if (!json_line_scan(line, len, ex)) {
-    json_error_t err;
-    json_t *obj = json_loadb(line, len, 0, &err);
-    if (!obj) {
-      snprintf(reason, size, "not JSON: %s", err.text);
-      return reason;
-    }
-    bool object = json_is_object(obj);
-    if (object) json_line_from_object(obj, ex);
-    json_decref(obj);
-    if (!object) return "not a JSON object";
-  }
+  if (!json_line_read(line, len, ex, reason, size)) return reason;
   if (!fields) return NULL;
   for (size_t i = 0; i < n_sets; i++)
     if ((ex->present & sets[i]) == sets[i]) return NULL;
   char field[64];
-  const char *missing = fields ? missing_field(ex, fields, field, sizeof field) : NULL;
+  const char *missing = missing_field(ex, fields, field, sizeof field);
   if (!missing) return NULL;
   snprintf(reason, size, "no '%s' field", missing);
   return reason;
@@ -288,21 +276,12 @@ static void check_balance(struct checker *c, const struct expr *path_expr, const
   else diag_help(c->diags, d, "set undesirable_weight = %.2f", ratio);
 }
 
-/* A path relative to the folder of the file that declares it. */
-static char *resolve(struct checker *c, const struct item *decl, const char *path) {
-  if (path[0] == '/') return arena_strndup(&c->prog->arena, path, strlen(path));
-  const char *file = c->prog->sources.items[decl->span.file]->path;
-  const char *slash = strrchr(file, '/');
-  if (!slash) return arena_strndup(&c->prog->arena, path, strlen(path));
-  return arena_printf(&c->prog->arena, "%.*s/%s", (int)(slash - file), file, path);
-}
-
 static void check_data_set(struct checker *c, struct seen_paths *seen, const struct item *it,
                            const struct owner_spec *kind) {
   const struct arg *a = it->init->u.call.args;
   if (!a || a->name.text || a->value->kind != EXPR_STRING || a->value->invalid || a->value->u.string.len == 0) return;
   const struct expr *path_expr = a->value;
-  char *pattern = resolve(c, it, path_expr->u.string.text);
+  char *pattern = program_resolve_path(c->prog, it, path_expr->u.string.text);
   bool fresh;
   struct seen_path *found = seen_get(seen, pattern, kind->id, &fresh);
   if (fresh) {

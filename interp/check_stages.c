@@ -9,60 +9,22 @@
 #include <string.h>
 
 #include "interp/checker.h"
+#include "interp/decls.h"
 #include "interp/stages.h"
 #include "interp/suggest.h"
 
 static void check_compatible(struct checker *c, const struct item *it, const struct ident *other_name,
                              const struct decl *policy, const struct decl *other, bool same_architecture);
 
-const struct stage_row *decl_stage_row(const struct item *stage) {
-  const struct owner_spec *os = owner_find(FAMILY_STAGE, stage->kind_name.text, stage->kind_name.len);
-  return os ? stage_row(os->id) : NULL;
-}
-
 static struct decl *find(struct checker *c, const struct ident *name) {
   return symtab_find(&c->symbols, name->text, name->len);
 }
 
-static const struct entry *entry_of(const struct item *it, const char *key) {
-  for (const struct entry *e = it->block.entries; e; e = e->next)
-    if (ident_is(&e->key, key)) return e;
-  return NULL;
-}
-
-static const struct arg *arg_of(const struct expr *call, const char *key) {
-  for (const struct arg *a = call->u.call.args; a; a = a->next)
-    if (a->name.text && ident_is(&a->name, key)) return a;
-  return NULL;
-}
-
-/* A stage key's number: given, else the key's default; NAN if neither. */
-static double number_of(struct checker *c, const struct item *stage, const struct stage_row *row, const char *key) {
-  const struct entry *e = entry_of(stage, key);
-  if (e) return e->value->kind == EXPR_NUMBER && !e->value->invalid ? e->value->u.number.value : NAN;
-  const struct key_spec *k = key_find(&c->keys, row->owner, key, strlen(key));
-  if (!k || k->default_text[0] == '\0' || strcmp(k->default_text, "-") == 0) return NAN;
-  return strtod(k->default_text, NULL);
-}
-
-/* The value of a `model` declaration: an architecture is untrained; a
- * checkpoint is base unless its `state` says otherwise. */
 static void value_of_model(struct decl *d) {
-  const struct expr *init = d->item->init;
   d->visit = 2;
   d->known = true;
   d->history = 0;
-  d->state = STATE_UNTRAINED;
-  if (init->kind != EXPR_CALL) return;
-  d->state = STATE_BASE;
-  const struct arg *a = arg_of(init, "state");
-  const struct expr *v = a ? a->value : NULL;
-  const struct entry *e = entry_of(d->item, "state");
-  if (e) v = e->value;
-  if (v && v->kind == EXPR_NAME) {
-    for (int s = 0; s < STATE_COUNT; s++)
-      if (ident_is(&v->u.name, state_name((enum model_state)s))) d->state = (unsigned char)s;
-  }
+  d->state = (unsigned char)model_initial_state(d->item);
 }
 
 /* The model or stage a stage starts from, if it resolves. */
@@ -191,7 +153,7 @@ static void check_mix_members(struct checker *c, const struct expr *mix) {
 }
 
 static void check_data_kind(struct checker *c, const struct item *it, const struct stage_row *row) {
-  const struct entry *e = entry_of(it, row->data_key);
+  const struct entry *e = item_entry(it, row->data_key);
   if (!e) return; /* a missing key is reported with the keys */
   const char *kind = owner_spec(row->owner)->name, *wanted = owner_spec(row->data_kind)->name;
   const struct expr *v = e->value;
@@ -221,7 +183,7 @@ static void check_data_kind(struct checker *c, const struct item *it, const stru
 
 static void check_reference(struct checker *c, struct decl *self, const struct stage_row *row) {
   const struct item *it = self->item;
-  const struct entry *e = entry_of(it, "reference");
+  const struct entry *e = item_entry(it, "reference");
   const char *kind = owner_spec(row->owner)->name;
   if (!e) {
     if (row->reference == REF_REQUIRED) {
@@ -277,7 +239,7 @@ static void check_reference(struct checker *c, struct decl *self, const struct s
 
 static void check_reward(struct checker *c, const struct decl *self, const struct stage_row *row) {
   const struct item *it = self->item;
-  const struct entry *e = entry_of(it, "reward");
+  const struct entry *e = item_entry(it, "reward");
   const char *kind = owner_spec(row->owner)->name;
   if (!e) {
     struct diag *d = diag_emit(c->diags, E0412, it->name.span, "%s stage '%.*s' has no reward", kind,
@@ -315,8 +277,8 @@ static void check_reward(struct checker *c, const struct decl *self, const struc
 /* Group-relative advantages need a group to be relative to. */
 static void check_group(struct checker *c, const struct item *it, const struct stage_row *row) {
   if (!key_find(&c->keys, row->owner, "group", 5)) return;
-  double group = number_of(c, it, row, "group"), batch = number_of(c, it, row, "batch");
-  const struct entry *ge = entry_of(it, "group");
+  double group = stage_number(&c->keys, it, row->owner, "group"), batch = stage_number(&c->keys, it, row->owner, "batch");
+  const struct entry *ge = item_entry(it, "group");
   if (group == 1) { /* below 1 is out of the key's range */
     struct diag *d = diag_emit(c->diags, E0415, ge ? ge->value->span : it->name.span, "a group of 1 sample");
     diag_note(c->diags, d, "the advantage is a reward minus its group's mean; in a group of one it is always zero "
@@ -325,7 +287,7 @@ static void check_group(struct checker *c, const struct item *it, const struct s
     return;
   }
   if (isnan(group) || isnan(batch) || group < 1 || fmod(batch, group) == 0) return;
-  const struct entry *be = entry_of(it, "batch");
+  const struct entry *be = item_entry(it, "batch");
   struct diag *d = diag_emit(c->diags, E0416, be ? be->value->span : (ge ? ge->value->span : it->name.span),
                              "a batch of %g%s is not a whole number of groups of %g", batch, be ? "" : " (the default)",
                              group);
@@ -338,79 +300,6 @@ static const struct item *root_model(struct checker *c, const struct decl *d) {
   size_t steps = c->symbols.n + 1;
   while (d && d->item->kind == ITEM_STAGE && steps-- > 0) d = parent(c, d);
   return d && d->item->kind == ITEM_MODEL ? d->item : NULL;
-}
-
-/* A word of text, not NUL-terminated: a choice such as a tokenizer. */
-struct word {
-  const char *text; /* NULL when unknown */
-  size_t len;
-};
-
-static bool words_differ(struct word a, struct word b) {
-  return a.text && b.text && (a.len != b.len || memcmp(a.text, b.text, a.len) != 0);
-}
-
-static bool word_is(struct word w, const char *text) {
-  return w.text && w.len == strlen(text) && memcmp(w.text, text, w.len) == 0;
-}
-
-/* What a model declaration says of its shape; NAN and unknown words where
- * a checkpoint leaves it to its config. */
-struct shape {
-  double layers, heads, width, vocab, context;
-  struct word tokenizer, template;
-};
-
-/* The value a model declaration gives a key, in its block or its call. */
-static const struct expr *model_value(const struct item *m, const char *key) {
-  const struct entry *e = entry_of(m, key);
-  if (e) return e->value;
-  const struct arg *a = m->init->kind == EXPR_CALL ? arg_of(m->init, key) : NULL;
-  return a ? a->value : NULL;
-}
-
-/* The key's default from the table; NULL when it has none. */
-static const char *model_default(struct checker *c, enum owner_id owner, const char *key) {
-  const struct key_spec *k = key_find(&c->keys, owner, key, strlen(key));
-  return !k || k->default_text[0] == '\0' || strcmp(k->default_text, "-") == 0 ? NULL : k->default_text;
-}
-
-static double model_number(struct checker *c, const struct item *m, enum owner_id owner, const char *key) {
-  const struct expr *v = model_value(m, key);
-  if (v) return v->kind == EXPR_NUMBER && !v->invalid ? v->u.number.value : NAN;
-  const char *def = model_default(c, owner, key);
-  return def ? strtod(def, NULL) : NAN;
-}
-
-static struct word model_choice(struct checker *c, const struct item *m, enum owner_id owner, const char *key) {
-  const struct expr *v = model_value(m, key);
-  if (v) return v->kind == EXPR_NAME ? (struct word){v->u.name.text, v->u.name.len} : (struct word){NULL, 0};
-  const char *def = model_default(c, owner, key);
-  return (struct word){def, def ? strlen(def) : 0};
-}
-
-static struct shape model_shape(struct checker *c, const struct item *m) {
-  struct shape s = {NAN, NAN, NAN, NAN, NAN, {NULL, 0}, {NULL, 0}};
-  enum owner_id owner = m->init->kind == EXPR_CALL ? OWNER_LOAD : OWNER_GPT2;
-  if (owner == OWNER_GPT2 && !ident_is(&m->init->u.name, "gpt2")) return s;
-  s.layers = model_number(c, m, owner, "layers");
-  s.heads = model_number(c, m, owner, "heads");
-  s.width = model_number(c, m, owner, "width");
-  s.context = model_number(c, m, owner, "context");
-  s.vocab = model_number(c, m, owner, "vocab");
-  s.tokenizer = model_choice(c, m, owner, "tokenizer");
-  s.template = model_choice(c, m, owner, "template");
-  /* the byte tokenizer has 256 bytes and 5 special tokens */
-  if (isnan(s.vocab) && word_is(s.tokenizer, "bytes")) s.vocab = 261;
-  if (isnan(s.vocab) && word_is(s.tokenizer, "bpe")) s.vocab = 50257;
-  return s;
-}
-
-/* Parameters of a GPT-2 shape: embeddings (the head is tied), and per block
- * attention (4d^2 + 4d), MLP (8d^2 + 5d) and two LayerNorms (4d). */
-static double parameters(const struct shape *s) {
-  double d = s->width;
-  return s->vocab * d + s->context * d + s->layers * (12 * d * d + 13 * d) + 2 * d;
 }
 
 static bool differs(double a, double b) { return !isnan(a) && !isnan(b) && a != b; }
@@ -437,7 +326,7 @@ static void check_compatible(struct checker *c, const struct item *it, const str
                              const struct decl *policy, const struct decl *other, bool same_architecture) {
   const struct item *pm = root_model(c, policy), *om = root_model(c, other);
   if (!pm || !om || pm == om) return;
-  struct shape p = model_shape(c, pm), o = model_shape(c, om);
+  struct shape p = model_shape(&c->keys, pm), o = model_shape(&c->keys, om);
   if (setting_mismatch(c, it, other_name, om, "tokenizer", p.tokenizer, o.tokenizer,
                        "the same text becomes different token ids, so log-probabilities and rewards of one cannot "
                        "be read against the other",
@@ -460,7 +349,7 @@ static void check_compatible(struct checker *c, const struct item *it, const str
 /* The data sets a stage trains on: a name, or the members of a mix. */
 static size_t data_names(struct checker *c, const struct item *stage, const char *key, const struct ident **out,
                          size_t max) {
-  const struct entry *e = entry_of(stage, key);
+  const struct entry *e = item_entry(stage, key);
   if (!e) return 0;
   const struct expr *v = e->value;
   if (v->kind == EXPR_NAME) {
@@ -493,7 +382,7 @@ static void check_replay(struct checker *c, const struct decl *self, const struc
   for (size_t i = 0; i < n_mine; i++)
     for (size_t j = 0; j < n_old; j++)
       if (ident_eq(mine[i], old[j])) return;
-  const struct entry *e = entry_of(self->item, row->data_key);
+  const struct entry *e = item_entry(self->item, row->data_key);
   struct diag *d = diag_emit(c->diags, W0409, e->value->span, "%s stage '%.*s' keeps no share of '%.*s', which its "
                              "model was pre-trained on", owner_spec(row->owner)->name, (int)self->item->name.len,
                              self->item->name.text, (int)old[0]->len, old[0]->text);
@@ -505,11 +394,11 @@ static void check_replay(struct checker *c, const struct decl *self, const struc
 /* Pre-training is compute-optimal near 20 tokens per parameter (Hoffmann et
  * al., 2022); far from it, the note says by how much. */
 static void check_chinchilla(struct checker *c, const struct decl *self) {
-  const struct entry *e = entry_of(self->item, "tokens");
+  const struct entry *e = item_entry(self->item, "tokens");
   const struct item *m = root_model(c, self);
   if (!e || !m || e->value->kind != EXPR_NUMBER || e->value->invalid) return;
-  struct shape s = model_shape(c, m);
-  double params = parameters(&s), tokens = e->value->u.number.value;
+  struct shape s = model_shape(&c->keys, m);
+  double params = shape_parameters(&s), tokens = e->value->u.number.value;
   if (isnan(params) || params <= 0 || tokens < 1) return; /* below 1 is out of range */
   double ratio = tokens / params;
   if (ratio >= 2 && ratio <= 200) return; /* within a factor of 10 */
@@ -529,14 +418,14 @@ static double lineage_context(struct checker *c, const struct item *stage) {
   const struct decl *d = self && self->item == stage ? parent(c, self) : from_of(c, stage);
   for (; d && d->item->kind == ITEM_STAGE && steps-- > 0; d = parent(c, d)) {
     const struct stage_row *r = decl_stage_row(d->item);
-    const struct entry *x = entry_of(d->item, "context");
+    const struct entry *x = item_entry(d->item, "context");
     if (r && r->extends_context && x && x->value->kind == EXPR_NUMBER) return x->value->u.number.value;
   }
-  return d && d->item->kind == ITEM_MODEL ? model_shape(c, d->item).context : NAN;
+  return d && d->item->kind == ITEM_MODEL ? model_shape(&c->keys, d->item).context : NAN;
 }
 
 double stage_context(struct checker *c, const struct item *stage) {
-  const struct entry *e = entry_of(stage, "context");
+  const struct entry *e = item_entry(stage, "context");
   if (e && e->value->kind == EXPR_NUMBER) return e->value->u.number.value;
   return lineage_context(c, stage);
 }
@@ -545,11 +434,11 @@ bool stage_uses_byte_tokens(struct checker *c, const struct item *stage) {
   struct decl *d = find(c, &stage->name);
   const struct item *m = d ? root_model(c, d) : NULL;
   if (!m) return false;
-  return word_is(model_shape(c, m).tokenizer, "bytes");
+  return word_is(model_shape(&c->keys, m).tokenizer, "bytes");
 }
 
 static void check_context(struct checker *c, const struct decl *self, const struct stage_row *row) {
-  const struct entry *e = entry_of(self->item, "context");
+  const struct entry *e = item_entry(self->item, "context");
   if (!e || row->extends_context || e->value->kind != EXPR_NUMBER) return;
   double context = lineage_context(c, self->item);
   if (isnan(context) || e->value->u.number.value <= context) return;
@@ -562,9 +451,9 @@ static void check_context(struct checker *c, const struct decl *self, const stru
 
 /* The stage's learning rate: adamw(lr = ...), else its row's default. */
 static double learning_rate(const struct item *stage, const struct stage_row *row) {
-  const struct entry *e = entry_of(stage, "optimizer");
+  const struct entry *e = item_entry(stage, "optimizer");
   if (e && e->value->kind == EXPR_CALL) {
-    const struct arg *a = arg_of(e->value, "lr");
+    const struct arg *a = call_arg(e->value, "lr");
     if (a) return a->value->kind == EXPR_NUMBER && !a->value->invalid ? a->value->u.number.value : NAN;
   }
   return row->default_lr;
@@ -580,7 +469,7 @@ static void check_learning_rate(struct checker *c, const struct decl *self, cons
     if (!r || !(r->class & CLASS_SFT)) continue;
     double mine = learning_rate(self->item, row), sft = learning_rate(d->item, r);
     if (isnan(mine) || isnan(sft) || mine <= sft) return;
-    const struct entry *e = entry_of(self->item, "optimizer");
+    const struct entry *e = item_entry(self->item, "optimizer");
     struct diag *diag = diag_emit(c->diags, W0426, e ? e->value->span : self->item->name.span,
                                   "a learning rate of %g, above the %g of SFT stage '%.*s'", mine, sft,
                                   (int)d->item->name.len, d->item->name.text);
@@ -592,7 +481,7 @@ static void check_learning_rate(struct checker *c, const struct decl *self, cons
 }
 
 static void check_kl(struct checker *c, const struct item *it) {
-  const struct entry *e = entry_of(it, "kl");
+  const struct entry *e = item_entry(it, "kl");
   if (!e || e->value->kind != EXPR_NUMBER || e->value->u.number.value != 0) return;
   struct diag *d = diag_emit(c->diags, W0417, e->value->span, "a KL coefficient of 0");
   diag_note(c->diags, d, "without a KL penalty the policy is free to drift to whatever the reward over-rates: "

@@ -3,6 +3,7 @@
 #ifndef TRAINPIPE_CHECKER_H
 #define TRAINPIPE_CHECKER_H
 
+#include "interp/decls.h"
 #include "interp/keys.h"
 #include "interp/program.h"
 #include "interp/symbols.h"
@@ -36,7 +37,5 @@ void check_data_files(struct checker *c);
 double stage_context(struct checker *c, const struct item *stage);
 /* Whether the stage's model reads bytes, one token per byte. */
 bool stage_uses_byte_tokens(struct checker *c, const struct item *stage);
-/* The stage row of a stage declaration; NULL for an unknown kind. */
-const struct stage_row *decl_stage_row(const struct item *stage);
 
 #endif

@@ -8,6 +8,12 @@
 #include "interp/explain.h"
 #include "interp/explain_stages.h"
 #include "interp/fmt.h"
+#include "interp/atomic_write.h"
+#include "interp/graph.h"
+#include "interp/plan.h"
+#include <errno.h>
+#include <math.h>
+#include <stdlib.h>
 #include "interp/render.h"
 #include "interp/render_sarif.h"
 
@@ -24,6 +30,8 @@ static const char usage_text[] =
     "                   explain a diagnostic code, a stage kind or the ordering\n"
     "                   rules; without an argument, list them all\n"
     "  fmt FILE...      print pipelines in the one canonical layout (-w rewrites)\n"
+    "  plan FILE        the stages in execution order, their settings and cost\n"
+    "  graph FILE       the pipeline as a graphviz DOT graph\n"
     "  help [COMMAND]   show help for trainpipe or for a command\n"
     "  version          show the version and the backends built in\n"
     "\n"
@@ -177,6 +185,251 @@ static int cmd_check(int argc, char **argv, FILE *out, FILE *err, const struct c
   return status;
 }
 
+/* Loads and checks FILE as `check` would, for the commands that act on a
+ * checked pipeline; prints the diagnostics to ERR when there are any. */
+static void load_checked(struct program *prog, const char *file, bool data, bool no_config, bool color, FILE *err,
+                         const struct cli_env *env) {
+  program_init(prog, env->stdlib_dir);
+  program_load(prog, file);
+  if (prog->main_refused) {
+    render_text(err, prog, color);
+    return;
+  }
+  struct config cfg = {0};
+  check_program(prog, &(struct check_options){.data = data});
+  if (!no_config) config_load(&cfg, prog, file);
+  config_apply(&cfg, prog);
+  diag_sort(&prog->diags);
+  if (prog->diags.head) render_text(err, prog, color);
+}
+
+static const char plan_usage[] =
+    "usage: trainpipe plan [options] FILE\n"
+    "\n"
+    "Checks the pipeline, then prints what it will do and what it will cost: the\n"
+    "stages in execution order (lineage, references, rewards and order\n"
+    "constraints respected), each with the model it starts from and its state,\n"
+    "the state it produces, its data with shares, file sizes and example counts,\n"
+    "its objective, every effective setting (marked default or derived where not\n"
+    "given), tokens, parameters, FLOPs, peak memory and time on a device, and\n"
+    "the Chinchilla ratio of pre-training stages; then the totals. Only the main\n"
+    "file's stages and the imported stages they depend on are planned. A\n"
+    "pipeline with errors is not planned.\n"
+    "\n"
+    "options:\n"
+    "  --format=FORMAT     text (default), yaml or json\n"
+    "  --device=NAME       the device the time is estimated for: cpu (default),\n"
+    "                      a100, h100, h200 or l4; --device=list lists them\n"
+    "  --utilization=U     share of the device's peak assumed, in (0, 1]\n"
+    "                      (default: the device's, shown in the plan)\n"
+    "  -o, --output=FILE   write the plan to FILE, atomically, for 'trainpipe run':\n"
+    "                      YAML when FILE ends in .yaml or .yml, else JSON\n"
+    "                      (--format=yaml or json overrides)\n"
+    "  --no-data           do not read the data files (no sizes or example counts)\n"
+    "  --no-config         ignore trainpipe.yaml\n"
+    "  --color=WHEN        colour diagnostics: auto (default), always or never\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "exit status: 0 planned, 1 the pipeline has errors, 2 usage errors, an\n"
+    "unreadable FILE or an output that cannot be written.\n";
+
+static const char graph_usage[] =
+    "usage: trainpipe graph [options] FILE\n"
+    "\n"
+    "Checks the pipeline and prints it as a graphviz DOT graph: models, data sets\n"
+    "and stages as nodes (a stage labelled with its kind and the state it\n"
+    "produces), lineage edges solid, frozen references dashed, rewards dotted,\n"
+    "data thin and grey, order constraints bold and grey. A node that a\n"
+    "diagnostic points into is outlined red (error), orange (warning) or blue\n"
+    "(note), with the messages as its tooltip; the graph is drawn even when the\n"
+    "pipeline has errors. Render it with: trainpipe graph FILE | dot -Tsvg > g.svg\n"
+    "\n"
+    "options:\n"
+    "  -o, --output=FILE   write the graph to FILE, atomically\n"
+    "  --no-data           do not read the data files\n"
+    "  --no-config         ignore trainpipe.yaml\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "exit status: 0 drawn, 2 usage errors, an unreadable FILE or an output that\n"
+    "cannot be written.\n";
+
+/* Output that goes to a file atomically, or to OUT: gathered in memory first. */
+struct output {
+  char *data;
+  size_t len;
+  FILE *stream;
+};
+
+static FILE *output_begin(struct output *o) {
+  *o = (struct output){0};
+  o->stream = open_memstream(&o->data, &o->len);
+  return o->stream;
+}
+
+static int output_end(struct output *o, const char *path, FILE *out, FILE *err) {
+  int status = EXIT_CLEAN;
+  if (fclose(o->stream) != 0) {
+    fprintf(err, "trainpipe: out of memory\n");
+    status = EXIT_USAGE;
+  } else if (path) {
+    if (!atomic_write(path, o->data, o->len, 0644)) {
+      fprintf(err, "trainpipe: cannot write %s: %s\n", path, strerror(errno));
+      status = EXIT_USAGE;
+    }
+  } else if (fwrite(o->data, 1, o->len, out) != o->len || fflush(out) != 0) {
+    fprintf(err, "trainpipe: cannot write the output\n");
+    status = EXIT_USAGE;
+  }
+  free(o->data);
+  return status;
+}
+
+static bool ends_with(const char *s, const char *suffix) {
+  size_t n = strlen(s), m = strlen(suffix);
+  return n >= m && strcmp(s + n - m, suffix) == 0;
+}
+
+enum plan_format { PLAN_DEFAULT, PLAN_TEXT, PLAN_YAML, PLAN_JSON };
+
+/* What the commands on one checked pipeline (plan, graph) share. */
+struct one_file_options {
+  const char *file, *output;
+  bool no_data, no_config;
+  int color; /* -1 auto, 0 never, 1 always */
+};
+
+/* Takes argv[*i] when it is one of the shared options or the file: 1; 0
+ * when it is not; -1 after reporting a usage error. */
+static int one_file_option(const char *cmd, int argc, char **argv, int *i, struct one_file_options *o, FILE *err) {
+  const char *a = argv[*i], *v;
+  if (a[0] != '-' || a[1] == '\0') {
+    if (o->file) return usage_error(err, "%s: one pipeline at a time", cmd), -1;
+    o->file = a;
+  } else if (strcmp(a, "--no-data") == 0) {
+    o->no_data = true;
+  } else if (strcmp(a, "--no-config") == 0) {
+    o->no_config = true;
+  } else if ((v = option_value("--output", argc, argv, i)) || (v = option_value("-o", argc, argv, i))) {
+    if (!*v) return usage_error(err, "%s: --output needs a file name", cmd), -1;
+    o->output = v;
+  } else if ((v = option_value("--color", argc, argv, i))) {
+    if (strcmp(v, "auto") == 0) o->color = -1;
+    else if (strcmp(v, "always") == 0) o->color = 1;
+    else if (strcmp(v, "never") == 0) o->color = 0;
+    else return usage_error(err, "--color expects auto, always or never, not '%s'", v), -1;
+  } else {
+    return 0;
+  }
+  return 1;
+}
+
+static int cmd_plan(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
+  struct one_file_options o = {.color = -1};
+  const char *device = "cpu";
+  enum plan_format format = PLAN_DEFAULT;
+  double utilization = NAN;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    int taken = one_file_option("plan", argc, argv, &i, &o, err);
+    if (taken < 0) return EXIT_USAGE;
+    if (taken) continue;
+    if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(plan_usage, out);
+      return EXIT_CLEAN;
+    } else if ((v = option_value("--format", argc, argv, &i))) {
+      if (strcmp(v, "text") == 0) format = PLAN_TEXT;
+      else if (strcmp(v, "yaml") == 0) format = PLAN_YAML;
+      else if (strcmp(v, "json") == 0) format = PLAN_JSON;
+      else return usage_error(err, "plan: --format expects text, yaml or json, not '%s'", v);
+    } else if ((v = option_value("--device", argc, argv, &i))) {
+      if (strcmp(v, "list") == 0) {
+        device_list(out);
+        return EXIT_CLEAN;
+      }
+      if (!device_find(v)) return usage_error(err, "plan: no device '%s'; --device=list lists them", v);
+      device = v;
+    } else if ((v = option_value("--utilization", argc, argv, &i))) {
+      char *end;
+      utilization = strtod(v, &end);
+      if (!*v || *end || !(utilization > 0 && utilization <= 1))
+        return usage_error(err, "plan: --utilization expects a number in (0, 1], not '%s'", v);
+    } else {
+      return usage_error(err, "plan: unknown option '%s'", a);
+    }
+  }
+  const char *file = o.file, *output = o.output;
+  if (!file) return usage_error(err, "%s", "plan: no pipeline file given");
+  if (format == PLAN_DEFAULT) format = !output ? PLAN_TEXT : ends_with(output, ".yaml") || ends_with(output, ".yml") ? PLAN_YAML : PLAN_JSON;
+  if (output && format == PLAN_TEXT) return usage_error(err, "%s", "plan: a plan file is yaml or json, not text");
+
+  struct program prog;
+  load_checked(&prog, file, !o.no_data, o.no_config, o.color == 1 || (o.color == -1 && env->err_is_tty && !env->no_color),
+               err, env);
+  int status = EXIT_CLEAN;
+  if (prog.main_refused) {
+    status = EXIT_USAGE;
+  } else if (prog.diags.count[SEV_ERROR]) {
+    fprintf(err, "trainpipe: %s has errors; nothing is planned\n", file);
+    status = EXIT_FINDINGS;
+  } else {
+    json_t *plan = plan_build(&prog, &(struct plan_options){.device = device, .utilization = utilization, .data = !o.no_data});
+    struct output sink;
+    FILE *s = output_begin(&sink);
+    if (!s) {
+      fprintf(err, "trainpipe: out of memory\n");
+      status = EXIT_USAGE;
+    } else {
+      if (format == PLAN_TEXT) plan_print_text(s, plan);
+      else if (format == PLAN_YAML) plan_print_yaml(s, plan);
+      else {
+        json_dumpf(plan, s, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        fputc('\n', s);
+      }
+      status = output_end(&sink, output, out, err);
+    }
+    json_decref(plan);
+  }
+  program_free(&prog);
+  return status;
+}
+
+static int cmd_graph(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
+  struct one_file_options o = {.color = -1};
+  for (int i = 1; i < argc; i++) {
+    int taken = one_file_option("graph", argc, argv, &i, &o, err);
+    if (taken < 0) return EXIT_USAGE;
+    if (taken) continue;
+    if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
+      fputs(graph_usage, out);
+      return EXIT_CLEAN;
+    }
+    return usage_error(err, "graph: unknown option '%s'", argv[i]);
+  }
+  const char *file = o.file, *output = o.output;
+  if (!file) return usage_error(err, "%s", "graph: no pipeline file given");
+  struct program prog;
+  FILE *quiet = fopen("/dev/null", "w"); /* the diagnostics go into the graph */
+  load_checked(&prog, file, !o.no_data, o.no_config, false, quiet ? quiet : err, env);
+  if (quiet) fclose(quiet);
+  int status = EXIT_CLEAN;
+  if (prog.main_refused) {
+    render_text(err, &prog, false);
+    status = EXIT_USAGE;
+  } else {
+    struct output sink;
+    FILE *s = output_begin(&sink);
+    if (!s) {
+      fprintf(err, "trainpipe: out of memory\n");
+      status = EXIT_USAGE;
+    } else {
+      graph_print_dot(s, &prog);
+      status = output_end(&sink, output, out, err);
+    }
+  }
+  program_free(&prog);
+  return status;
+}
+
 static int cmd_version(FILE *out) {
   fprintf(out, "trainpipe %s\n", PACKAGE_VERSION);
 #ifdef HAVE_CUDA
@@ -241,6 +494,14 @@ static int cmd_help(int argc, char **argv, FILE *out, FILE *err) {
     fputs(fmt_usage, out);
     return EXIT_CLEAN;
   }
+  if (strcmp(argv[1], "plan") == 0) {
+    fputs(plan_usage, out);
+    return EXIT_CLEAN;
+  }
+  if (strcmp(argv[1], "graph") == 0) {
+    fputs(graph_usage, out);
+    return EXIT_CLEAN;
+  }
   if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "version") == 0) {
     fputs(usage_text, out);
     return EXIT_CLEAN;
@@ -258,6 +519,8 @@ int cli_main(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *
   if (strcmp(cmd, "help") == 0) return cmd_help(argc - 1, argv + 1, out, err);
   if (strcmp(cmd, "explain") == 0) return cmd_explain(argc - 1, argv + 1, out, err);
   if (strcmp(cmd, "fmt") == 0) return fmt_main(argc - 1, argv + 1, out, err, env);
+  if (strcmp(cmd, "plan") == 0) return cmd_plan(argc - 1, argv + 1, out, err, env);
+  if (strcmp(cmd, "graph") == 0) return cmd_graph(argc - 1, argv + 1, out, err, env);
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) return cmd_help(1, argv + 1, out, err);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) return cmd_version(out);
   return usage_error(err, "unknown command '%s'", cmd);

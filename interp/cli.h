@@ -10,6 +10,7 @@ struct cli_env {
   const char *stdlib_dir; /* where "std/NAME.pipe" imports resolve */
   bool no_color;          /* NO_COLOR is set */
   bool out_is_tty;
+  bool err_is_tty;
 };
 
 enum exit_status { EXIT_CLEAN = 0, EXIT_FINDINGS = 1, EXIT_USAGE = 2 };

@@ -4,6 +4,7 @@
  * character or a byte of a multi-byte UTF-8 character. */
 #include "interp/json_line.h"
 
+#include <stdio.h>
 #include <string.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
@@ -300,4 +301,19 @@ void json_line_from_object(json_t *obj, struct json_line *out) {
     json_t *content = json_object_get(message, "content");
     if (json_is_string(content)) out->message_bytes += json_string_length(content);
   }
+}
+
+bool json_line_read(const char *text, size_t len, struct json_line *out, char *reason, size_t size) {
+  if (json_line_scan(text, len, out)) return true;
+  json_error_t err;
+  json_t *obj = json_loadb(text, len, 0, &err);
+  if (!obj) {
+    snprintf(reason, size, "not JSON: %s", err.text);
+    return false;
+  }
+  bool object = json_is_object(obj);
+  if (object) json_line_from_object(obj, out);
+  else snprintf(reason, size, "not a JSON object");
+  json_decref(obj);
+  return object;
 }

@@ -39,6 +39,11 @@ enum json_field json_field_find(const char *name, size_t len);
  * describes it. False when the line must go to jansson. */
 bool json_line_scan(const char *text, size_t len, struct json_line *out);
 
+/* The scanner, then jansson for what it declines: true when the line is
+ * one JSON object, described in *OUT; else false, and why in REASON
+ * ("not JSON: ..." in jansson's words, or "not a JSON object"). */
+bool json_line_read(const char *text, size_t len, struct json_line *out, char *reason, size_t size);
+
 /* The same description, taken from an object jansson parsed. */
 void json_line_from_object(json_t *obj, struct json_line *out);
 

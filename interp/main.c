@@ -31,6 +31,7 @@ int main(int argc, char **argv) {
       .stdlib_dir = find_stdlib(),
       .no_color = no_color && *no_color,
       .out_is_tty = isatty(STDOUT_FILENO),
+      .err_is_tty = isatty(STDERR_FILENO),
   };
   return cli_main(argc, argv, stdout, stderr, &env);
 }

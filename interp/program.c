@@ -157,3 +157,11 @@ static void load_file(struct program *prog, const char *path, const struct span 
 }
 
 void program_load(struct program *prog, const char *path) { load_file(prog, path, NULL); }
+
+char *program_resolve_path(struct program *prog, const struct item *item, const char *path) {
+  if (path[0] == '/') return arena_strndup(&prog->arena, path, strlen(path));
+  const char *file = prog->sources.items[item->span.file]->path;
+  const char *slash = strrchr(file, '/');
+  if (!slash) return arena_strndup(&prog->arena, path, strlen(path));
+  return arena_printf(&prog->arena, "%.*s/%s", (int)(slash - file), file, path);
+}

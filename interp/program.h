@@ -30,6 +30,10 @@ void program_init(struct program *prog, const char *stdlib_dir);
 void program_load(struct program *prog, const char *path);
 void program_free(struct program *prog);
 
+/* PATH as written in a declaration of ITEM's file: relative to that file's
+ * folder unless absolute; in the program's arena. */
+char *program_resolve_path(struct program *prog, const struct item *item, const char *path);
+
 /* Whether a file is the one named on the command line. */
 static inline bool program_is_main(const struct program *prog, uint32_t file) {
   return prog->n_files > 0 && prog->files[0]->file == file;
