@@ -551,7 +551,7 @@ static json_t *stage_json(struct planner *p, const struct item *stage) {
   double total_flops = 0;
   const char *part;
   json_t *v;
-  json_object_foreach(flops, part, v) total_flops += json_number_value(v);
+  json_object_foreach(flops, part, v) total_flops += json_is_number(v) ? json_number_value(v) : NAN;
   json_object_set_new(flops, "total", number_json(isnan(total_flops) ? NAN : round(total_flops)));
   json_t *cost = json_object();
   json_object_set_new(cost, "flops", flops);
@@ -607,13 +607,18 @@ json_t *plan_build(struct program *prog, const struct plan_options *opt) {
   json_t *stages = json_array();
   double flops = 0, seconds = 0, peak_memory = 0;
   const char *peak_stage = NULL;
+  /* a stage whose cost is unknown (a checkpoint's shape is in its config)
+   * leaves the totals unknown too, rather than quietly low */
   for (size_t i = 0; i < n; i++) {
     json_t *s = stage_json(&p, order[i]);
     json_t *cost = json_object_get(s, "cost");
-    flops += json_number_value(json_object_get(json_object_get(cost, "flops"), "total"));
-    seconds += json_number_value(json_object_get(cost, "seconds"));
-    double m = json_number_value(json_object_get(json_object_get(cost, "memory"), "peak"));
-    if (!peak_stage || m > peak_memory) peak_memory = m, peak_stage = json_string_value(json_object_get(s, "name"));
+    json_t *f = json_object_get(json_object_get(cost, "flops"), "total"), *t = json_object_get(cost, "seconds");
+    json_t *m = json_object_get(json_object_get(cost, "memory"), "peak");
+    flops += json_is_number(f) ? json_number_value(f) : NAN;
+    seconds += json_is_number(t) ? json_number_value(t) : NAN;
+    double bytes = json_is_number(m) ? json_number_value(m) : NAN;
+    if (isnan(bytes)) peak_memory = NAN;
+    else if (!peak_stage || bytes > peak_memory) peak_memory = bytes, peak_stage = json_string_value(json_object_get(s, "name"));
     json_array_append_new(stages, s);
   }
   free(order);
@@ -624,7 +629,7 @@ json_t *plan_build(struct program *prog, const struct plan_options *opt) {
   json_object_set_new(totals, "seconds", number_json(seconds));
   json_object_set_new(totals, "peak_memory", number_json(peak_memory));
   json_object_set_new(totals, "peak_memory_stage", peak_stage ? json_string(peak_stage) : json_null());
-  json_object_set_new(totals, "fits", json_boolean(!(peak_memory > memory)));
+  json_object_set_new(totals, "fits", isnan(peak_memory) || isnan(memory) ? json_null() : json_boolean(peak_memory <= memory));
   json_object_set_new(plan, "totals", totals);
   symtab_free(&p.names);
   key_index_free(&p.keys);
@@ -766,13 +771,15 @@ void plan_print_text(FILE *out, json_t *plan) {
               grouped(num(s, "generated_tokens"), d, sizeof d));
     fputc('\n', out);
     json_t *flops = json_object_get(cost, "flops"), *mem = json_object_get(cost, "memory");
-    fprintf(out, "   %-10s %.3g FLOPs (", "compute", num(flops, "total"));
+    if (isnan(num(flops, "total"))) fprintf(out, "   %-10s unknown FLOPs (", "compute");
+    else fprintf(out, "   %-10s %.3g FLOPs (", "compute", num(flops, "total"));
     const char *part;
     json_t *v;
     bool first = true;
     json_object_foreach(flops, part, v) {
       if (strcmp(part, "total") == 0) continue;
-      fprintf(out, "%s%s %.3g", first ? "" : ", ", part, json_number_value(v));
+      if (json_is_number(v)) fprintf(out, "%s%s %.3g", first ? "" : ", ", part, json_number_value(v));
+      else fprintf(out, "%s%s unknown", first ? "" : ", ", part);
       first = false;
     }
     fprintf(out, "), %s\n", duration_text(num(cost, "seconds"), a, sizeof a));
@@ -780,7 +787,7 @@ void plan_print_text(FILE *out, json_t *plan) {
     first = true;
     json_object_foreach(mem, part, v) {
       if (strcmp(part, "peak") == 0) continue;
-      fprintf(out, "%s%s %s", first ? "" : ", ", part, bytes_text(json_number_value(v), b, sizeof b));
+      fprintf(out, "%s%s %s", first ? "" : ", ", part, bytes_text(json_is_number(v) ? json_number_value(v) : NAN, b, sizeof b));
       first = false;
     }
     fprintf(out, ")\n");
@@ -789,11 +796,16 @@ void plan_print_text(FILE *out, json_t *plan) {
               num(s, "tokens_per_parameter"));
   }
   json_t *t = json_object_get(plan, "totals");
+  if (isnan(num(t, "flops"))) {
+    fprintf(out, "\ntotal: unknown, as the cost of a stage above is: the shape of a loaded checkpoint is in its\n"
+                 "config, which the plan does not read, and --no-data leaves the example counts out\n");
+    return;
+  }
   fprintf(out, "\ntotal: %.3g FLOPs, %s on %s; peak memory %s (stage %s)%s\n", num(t, "flops"),
           duration_text(num(t, "seconds"), a, sizeof a), json_string_value(json_object_get(dev, "name")),
           bytes_text(num(t, "peak_memory"), b, sizeof b),
           json_is_string(json_object_get(t, "peak_memory_stage")) ? json_string_value(json_object_get(t, "peak_memory_stage")) : "none",
-          json_is_true(json_object_get(t, "fits")) ? "" : ", more than the device has");
+          json_is_false(json_object_get(t, "fits")) ? ", more than the device has" : "");
 }
 
 /* ---- YAML ----------------------------------------------------------------- */
