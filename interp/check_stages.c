@@ -62,22 +62,23 @@ static const char *class_names(unsigned classes) {
 /* Input state against the row: untrained needs pre-training first; other
  * states are trained, warned about or refused as the row says. */
 static void check_input(struct checker *c, const struct item *it, const struct stage_row *row, const struct decl *from) {
-  unsigned bit = 1u << from->state;
   const char *kind = owner_spec(row->owner)->name;
   const char *state = state_name((enum model_state)from->state);
   struct diag *d;
-  if (row->ok & bit) {
-  } else if (from->state == STATE_UNTRAINED) {
+  enum diag_code code;
+  enum input_verdict verdict = stage_input_verdict(row, (enum model_state)from->state, &code);
+  if (verdict == INPUT_TRAINS) {
+  } else if (code == E0401) {
     d = diag_emit(c->diags, E0401, it->from.span, "%s starts from '%.*s', an untrained model", kind, (int)it->from.len,
                   it->from.text);
     diag_note(c->diags, d, "only pre-training starts from random weights; %s cannot inject the world knowledge "
                            "that pre-training gives", kind);
     diag_help(c->diags, d, "pre-train first: stage base = pretrain(%.*s) { data = ... }, then %s(base)",
               (int)it->from.len, it->from.text, kind);
-  } else if (row->warn & bit) {
-    d = diag_emit(c->diags, row->warn_code, it->from.span, "%s starts from '%.*s', a %s model", kind,
+  } else if (verdict == INPUT_WARNS) {
+    d = diag_emit(c->diags, code, it->from.span, "%s starts from '%.*s', a %s model", kind,
                   (int)it->from.len, it->from.text, state);
-    if (row->warn_code == W0408) {
+    if (code == W0408) {
       diag_note(c->diags, d, "%s compares responses; a base model writes continuations, so the pairs it is "
                              "pushed between are far from what it would produce", kind);
       diag_help(c->diags, d, "run sft first, or use orpo, which does SFT and preference learning in one stage");
@@ -87,8 +88,6 @@ static void check_input(struct checker *c, const struct item *it, const struct s
       diag_help(c->diags, d, "initialise the reward model from the SFT model");
     }
   } else {
-    /* a reward model is a scorer, never a policy, whatever the row */
-    enum diag_code code = from->state == STATE_REWARD ? E0428 : row->error_code;
     d = diag_emit(c->diags, code, it->from.span, "%s cannot start from '%.*s', a %s model", kind,
                   (int)it->from.len, it->from.text, state);
     if (code == E0406) {

@@ -30,3 +30,17 @@ const char *state_name(enum model_state state) {
 bool stage_has_metric(const struct stage_row *row, const char *metric, size_t len) {
   return word_list_has("loss|val_loss", metric, len) || word_list_has(row->metrics, metric, len);
 }
+
+enum input_verdict stage_input_verdict(const struct stage_row *row, enum model_state state, enum diag_code *code) {
+  unsigned bit = 1u << state;
+  if (row->ok & bit) return INPUT_TRAINS;
+  if (state == STATE_UNTRAINED) {
+    *code = E0401;
+  } else if (row->warn & bit) {
+    *code = row->warn_code;
+    return INPUT_WARNS;
+  } else {
+    *code = state == STATE_REWARD ? E0428 : row->error_code;
+  }
+  return INPUT_REFUSED;
+}

@@ -49,6 +49,13 @@ struct stage_row {
 /* The row of a stage kind; NULL for an owner that is not a stage kind. */
 const struct stage_row *stage_row(enum owner_id owner);
 const char *state_name(enum model_state state);
+/* What a stage does with an input state: trains it silently, trains it
+ * with a warning, or refuses it; *CODE is the warning's or the error's.
+ * `untrained` is always E0401 unless the row trains it (pre-training comes
+ * first), and a reward model is never a policy (E0428). */
+enum input_verdict { INPUT_TRAINS, INPUT_WARNS, INPUT_REFUSED };
+enum input_verdict stage_input_verdict(const struct stage_row *row, enum model_state state, enum diag_code *code);
+
 /* Whether the stage logs `metric` (loss and val_loss are always there). */
 bool stage_has_metric(const struct stage_row *row, const char *metric, size_t len);
 
