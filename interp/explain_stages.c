@@ -165,26 +165,6 @@ static void put_formula(FILE *out, const char *formula) {
   }
 }
 
-/* "6e-4": the short form of a learning rate. */
-static void rate_text(double rate, char *buf, size_t size) {
-  char raw[32];
-  snprintf(raw, sizeof raw, "%.2e", rate);
-  char *e = strchr(raw, 'e');
-  if (!e) {
-    snprintf(buf, size, "%s", raw);
-    return;
-  }
-  size_t mantissa = (size_t)(e - raw);
-  while (mantissa > 1 && raw[mantissa - 1] == '0') mantissa--;
-  if (mantissa > 1 && raw[mantissa - 1] == '.') mantissa--;
-  const char *exp = e + 1;
-  const char *sign = *exp == '-' ? "-" : "";
-  if (*exp == '-' || *exp == '+') exp++;
-  while (exp[0] == '0' && exp[1]) exp++;
-  snprintf(buf, size, "%.*se%s%s", (int)mantissa, raw, sign, exp);
-}
-
-static const char *article(const char *noun) { return strchr("aeiou", noun[0]) ? "an" : "a"; }
 
 /* --- the page of one stage kind --------------------------------------------- */
 

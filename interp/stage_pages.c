@@ -1,5 +1,8 @@
 #include "interp/stage_pages.h"
 
+#include <stdio.h>
+#include <string.h>
+
 static const struct stage_page pages[] = {
 #define STAGE_PAGE(owner, goal_line, goal, data, objective, learns, cannot, risks, skip, before, after, reading) \
   {OWNER_##owner, goal_line, goal, data, objective, learns, cannot, risks, skip, before, after, reading},
@@ -68,3 +71,23 @@ const size_t order_why_count = sizeof order_why / sizeof order_why[0];
 const size_t order_rules_count = sizeof order_rules / sizeof order_rules[0];
 const size_t reference_docs_count = sizeof reference_docs / sizeof reference_docs[0];
 const size_t reward_docs_count = sizeof reward_docs / sizeof reward_docs[0];
+
+void rate_text(double rate, char *buf, size_t size) {
+  char raw[32];
+  snprintf(raw, sizeof raw, "%.2e", rate);
+  char *e = strchr(raw, 'e');
+  if (!e) {
+    snprintf(buf, size, "%s", raw);
+    return;
+  }
+  size_t mantissa = (size_t)(e - raw);
+  while (mantissa > 1 && raw[mantissa - 1] == '0') mantissa--;
+  if (mantissa > 1 && raw[mantissa - 1] == '.') mantissa--;
+  const char *exp = e + 1;
+  const char *sign = *exp == '-' ? "-" : "";
+  if (*exp == '-' || *exp == '+') exp++;
+  while (exp[0] == '0' && exp[1]) exp++;
+  snprintf(buf, size, "%.*se%s%s", (int)mantissa, raw, sign, exp);
+}
+
+const char *article(const char *noun) { return strchr("aeiou", noun[0]) ? "an" : "a"; }

@@ -52,6 +52,11 @@ extern const size_t reward_docs_count;
   for (int row##_owner = 0; row##_owner < OWNER_COUNT; row##_owner++)      \
     for (const struct stage_row *row = stage_row((enum owner_id)row##_owner); row; row = NULL)
 
+/* "6e-4": the short form of a learning rate. */
+void rate_text(double rate, char *buf, size_t size);
+/* "a" or "an" before NOUN. */
+const char *article(const char *noun);
+
 static inline const char *kind_name(const struct stage_row *row) { return owner_spec(row->owner)->name; }
 
 #endif
