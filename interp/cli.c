@@ -33,10 +33,12 @@ static const char usage_text[] =
     "  plan FILE        the stages in execution order, their settings and cost\n"
     "  graph FILE       the pipeline as a graphviz DOT graph\n"
     "  help [COMMAND]   show help for trainpipe or for a command\n"
-    "  version          show the version and the backends built in\n"
+    "  version          show the version and the backends built in (also\n"
+    "                   trainpipe --version or -V)\n"
     "\n"
-    "Run 'trainpipe help check' for the options of a command; 'man trainpipe'\n"
-    "and 'man trainpipe.pipe' describe the tool and the language.\n";
+    "Run 'trainpipe help COMMAND' for the options of a command. 'man trainpipe',\n"
+    "'man trainpipe.pipe' and 'man trainpipe-stages' describe the tool, the\n"
+    "language and the stages.\n";
 
 static const char check_usage[] =
     "usage: trainpipe check [options] FILE...\n"
@@ -222,13 +224,15 @@ static const char plan_usage[] =
     "                      a100, h100, h200 or l4; --device=list lists them\n"
     "  --utilization=U     share of the device's peak assumed, in (0, 1]\n"
     "                      (default: the device's, shown in the plan)\n"
-    "  -o, --output=FILE   write the plan to FILE, atomically, for 'trainpipe run':\n"
-    "                      YAML when FILE ends in .yaml or .yml, else JSON\n"
-    "                      (--format=yaml or json overrides)\n"
+    "  -o, --output=FILE   write the plan to FILE, atomically, as data: YAML when\n"
+    "                      FILE ends in .yaml or .yml, else JSON (--format=yaml\n"
+    "                      or json overrides)\n"
     "  --no-data           do not read the data files (no sizes or example counts)\n"
     "  --no-config         ignore trainpipe.yaml\n"
     "  --color=WHEN        colour diagnostics: auto (default), always or never\n"
     "  -h, --help          show this help\n"
+    "\n"
+    "A FILE of '-' is read from standard input; '--' ends the options.\n"
     "\n"
     "exit status: 0 planned, 1 the pipeline has errors, 2 usage errors, an\n"
     "unreadable FILE or an output that cannot be written.\n";
@@ -249,6 +253,8 @@ static const char graph_usage[] =
     "  --no-data           do not read the data files\n"
     "  --no-config         ignore trainpipe.yaml\n"
     "  -h, --help          show this help\n"
+    "\n"
+    "A FILE of '-' is read from standard input; '--' ends the options.\n"
     "\n"
     "exit status: 0 drawn, 2 usage errors, an unreadable FILE or an output that\n"
     "cannot be written.\n";
@@ -300,9 +306,14 @@ struct one_file_options {
 
 /* Takes argv[*i] when it is one of the shared options or the file: 1; 0
  * when it is not; -1 after reporting a usage error. */
-static int one_file_option(const char *cmd, int argc, char **argv, int *i, struct one_file_options *o, FILE *err) {
+static int one_file_option(const char *cmd, int argc, char **argv, int *i, struct one_file_options *o, bool color,
+                           FILE *err) {
   const char *a = argv[*i], *v;
-  if (a[0] != '-' || a[1] == '\0') {
+  if (strcmp(a, "--") == 0 && *i + 1 < argc) { /* what follows is the file, even if it starts with '-' */
+    a = argv[++*i];
+    if (o->file) return usage_error(err, "%s: one pipeline at a time", cmd), -1;
+    o->file = a;
+  } else if (a[0] != '-' || a[1] == '\0') {
     if (o->file) return usage_error(err, "%s: one pipeline at a time", cmd), -1;
     o->file = a;
   } else if (strcmp(a, "--no-data") == 0) {
@@ -312,7 +323,8 @@ static int one_file_option(const char *cmd, int argc, char **argv, int *i, struc
   } else if ((v = option_value("--output", argc, argv, i)) || (v = option_value("-o", argc, argv, i))) {
     if (!*v) return usage_error(err, "%s: --output needs a file name", cmd), -1;
     o->output = v;
-  } else if ((v = option_value("--color", argc, argv, i))) {
+  } else if (color && (v = option_value("--color", argc, argv, i))) {
+    if (!*v) return usage_error(err, "%s", "--color needs a value: auto, always or never"), -1;
     if (strcmp(v, "auto") == 0) o->color = -1;
     else if (strcmp(v, "always") == 0) o->color = 1;
     else if (strcmp(v, "never") == 0) o->color = 0;
@@ -330,7 +342,7 @@ static int cmd_plan(int argc, char **argv, FILE *out, FILE *err, const struct cl
   double utilization = NAN;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
-    int taken = one_file_option("plan", argc, argv, &i, &o, err);
+    int taken = one_file_option("plan", argc, argv, &i, &o, true, err);
     if (taken < 0) return EXIT_USAGE;
     if (taken) continue;
     if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
@@ -396,7 +408,7 @@ static int cmd_plan(int argc, char **argv, FILE *out, FILE *err, const struct cl
 static int cmd_graph(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
   struct one_file_options o = {.color = -1};
   for (int i = 1; i < argc; i++) {
-    int taken = one_file_option("graph", argc, argv, &i, &o, err);
+    int taken = one_file_option("graph", argc, argv, &i, &o, false, err);
     if (taken < 0) return EXIT_USAGE;
     if (taken) continue;
     if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0) {
