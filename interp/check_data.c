@@ -342,6 +342,14 @@ static const struct decl *stage_data(struct checker *c, const struct item *stage
 
 /* Examples longer than the stage's context lose their ends: for SFT and
  * preference data, the responses the loss is about. */
+/* A data set's max_length: longer examples never reach a stage. */
+static double data_max_length(const struct item *data) {
+  const struct entry *e = item_entry(data, "max_length");
+  const struct arg *a = data->init->kind == EXPR_CALL ? call_arg(data->init, "max_length") : NULL;
+  const struct expr *v = e ? e->value : a ? a->value : NULL;
+  return v && v->kind == EXPR_NUMBER ? v->u.number.value : NAN;
+}
+
 static void check_lengths(struct checker *c, const struct item *stage) {
   const struct decl *p = stage_data(c, stage);
   if (!p || p->data_p99 == 0) return;
@@ -350,7 +358,8 @@ static void check_lengths(struct checker *c, const struct item *stage) {
   if (isnan(context) || (double)bytes <= context) return; /* no tokenizer makes more tokens than bytes */
   bool exact = stage_uses_byte_tokens(c, stage);
   double tokens = exact ? (double)bytes : (double)bytes / 4; /* about 4 bytes per BPE token */
-  if (isnan(context) || bytes == 0 || tokens <= context) return;
+  double max_length = data_max_length(p->item);
+  if (max_length <= context || tokens <= context) return;
   const struct entry *e = NULL;
   for (e = stage->block.entries; e && !ident_is(&e->key, decl_stage_row(stage)->data_key); e = e->next) {}
   struct diag *d = diag_emit(c->diags, W0504, e->value->span, "1 in 100 examples of '%.*s' is over %s%.0f tokens, "
@@ -358,7 +367,8 @@ static void check_lengths(struct checker *c, const struct item *stage) {
                              exact ? "" : "about ", tokens, context, (int)stage->name.len, stage->name.text);
   diag_note(c->diags, d, "what does not fit is cut off, and it is the end of each example, the response, that the "
                          "loss is about");
-  diag_help(c->diags, d, "raise the stage's context, or filter the data with max_length");
+  if (isnan(max_length)) diag_help(c->diags, d, "raise the stage's context, or filter the data with max_length");
+  else diag_help(c->diags, d, "raise the stage's context, or lower the data set's max_length to %g", context);
 }
 
 void check_data_files(struct checker *c) {
