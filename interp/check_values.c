@@ -5,6 +5,9 @@
 #include <stdio.h>
 #include <string.h>
 
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
 #include "interp/checker.h"
 #include "interp/suggest.h"
 
@@ -46,6 +49,34 @@ static void describe(struct checker *c, const struct expr *v, char *buf, size_t 
   int cut = 37; /* at a character boundary */
   while (cut > 0 && !utf8_starts_char((unsigned char)text[cut])) cut--;
   snprintf(buf, size, "%s%.*s...", what, cut, text);
+}
+
+/* A verifier's pattern is compiled here, before any rollout: a pattern
+ * that does not compile, or has no group where the answer is its first
+ * group, would make every reward zero. */
+static void check_pattern(struct checker *c, const struct key_spec *key, const struct expr *v) {
+  int code;
+  PCRE2_SIZE offset;
+  pcre2_code *re = pcre2_compile((PCRE2_SPTR)v->u.string.text, v->u.string.len, PCRE2_UTF, &code, &offset, NULL);
+  if (!re) {
+    PCRE2_UCHAR message[256];
+    pcre2_get_error_message(code, message, sizeof message);
+    struct diag *d = diag_emit(c->diags, E0208, v->span, "'%s' is not a regular expression PCRE2 compiles: %s",
+                               key->name, (const char *)message);
+    diag_note(c->diags, d, "at offset %zu of the pattern: %.*s<here>%s", (size_t)offset, (int)offset, v->u.string.text,
+              v->u.string.text + offset);
+    diag_help(c->diags, d, "fix the pattern (its syntax is in pcre2pattern(3)); in a raw string r\"...\" a backslash "
+                           "is written once");
+    return;
+  }
+  uint32_t groups = 0;
+  pcre2_pattern_info(re, PCRE2_INFO_CAPTURECOUNT, &groups);
+  pcre2_code_free(re);
+  if (groups < (uint32_t)key->min) {
+    struct diag *d = diag_emit(c->diags, E0208, v->span, "'%s' has no capture group", key->name);
+    diag_note(c->diags, d, "%s: %s", key->name, key->doc);
+    diag_help(c->diags, d, "put the answer in parentheses: r\"answer: (\\d+)\"");
+  }
 }
 
 static void wrong_type(struct checker *c, const struct key_spec *key, const struct expr *v, const char *help) {
@@ -316,6 +347,10 @@ static void check_value(struct checker *c, const struct key_spec *key, struct ex
     } else {
       wrong_type(c, key, v, "write a percentage such as 20%");
     }
+    return;
+  case T_PATTERN:
+    if (v->kind != EXPR_STRING) wrong_type(c, key, v, "put it in double quotes, or write a raw string r\"...\"");
+    else check_pattern(c, key, v);
     return;
   case T_STRING:
   case T_PATH:

@@ -50,6 +50,7 @@ const char *value_type_name(enum value_type type) {
   case T_SHARE: return "a share";
   case T_STRING: return "a string";
   case T_PATH: return "a path";
+  case T_PATTERN: return "a regular expression";
   case T_BOOL: return "true or false";
   case T_ENUM: return "a choice";
   case T_DATA: return "a data set";

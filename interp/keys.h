@@ -25,6 +25,7 @@ enum value_type {
   T_SHARE,     /* 20% or 0.2 */
   T_STRING,
   T_PATH,      /* a string naming a file or glob */
+  T_PATTERN,   /* a string holding a PCRE2 pattern with at least `min` capture groups */
   T_BOOL,
   T_ENUM,      /* one of the key's choices, written as a name */
   T_DATA,      /* a data set's name, or mix(...) */

@@ -63,6 +63,7 @@ static const char *type_word(enum value_type type) {
   case T_SHARE: return "Share";
   case T_STRING: return "String";
   case T_PATH: return "Path";
+  case T_PATTERN: return "Pattern";
   case T_BOOL: return "Boolean";
   case T_ENUM: return "Choice";
   case T_DATA: return "Data set";
