@@ -19,6 +19,11 @@
  * operators, a line carrying twenty thousand diagnostics), each checked in
  * the three formats.
  *
+ * Every seed and mutant that parses without errors also goes through
+ * `trainpipe fmt` in process: its canonical text must parse to the same tree (the same
+ * values, spellings and comments) and be its own canonical text. An input
+ * that breaks this is reported with the reason, as a crash would be.
+ *
  * Each mutant is written into a temporary directory under the seed's base
  * name, next to copies of the seeds from the same source directory,
  * symbolic links to everything else there (so "imports/x.pipe" resolves as
@@ -53,11 +58,22 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "grammar/parse.h"
 #include "interp/cli.h"
+#include "interp/fmt.h"
 
 #define MAX_MUTANT ((size_t)8 << 20) /* mutations stop growing a mutant here */
 #define DESC_SIZE 320
 #define RC_STARTED INT32_MIN
+
+/* What a worker reports instead of an exit status when the input broke a
+ * property of `trainpipe fmt`. */
+enum fmt_failure {
+  FMT_HOLDS = 0,
+  FMT_UNPARSABLE = 100, /* the canonical text does not parse */
+  FMT_CHANGES_TREE,     /* it parses to another tree */
+  FMT_NOT_IDEMPOTENT,   /* formatting it again changes it */
+};
 
 /* --- options and seeds ------------------------------------------------------ */
 
@@ -87,6 +103,7 @@ struct fuzz {
   bool no_generated;    /* --no-generated */
   const char *dump_dir; /* --dump DIR: write the inputs, run nothing */
   const char *format;   /* --format: one format instead of all three in turn */
+  bool no_fmt;          /* --no-fmt: skip the properties of fmt */
 };
 
 /* --- a growable byte buffer ---------------------------------------------- */
@@ -251,6 +268,8 @@ static const char *const dictionary[] = {
     "#", "# trainpipe: allow W0103", "# trainpipe: allow unused-name, bad-suppression -- why",
     "# trainpipe: allow E0001", "# trainpipe: allow W9999 nope", "# trainpipe: allow", "# trainpipe:allow W0103",
     "# trainpipe: allow ,,, --", "#trainpipe: allow -", "# trainpipe: allow W0015 W0103 N0005",
+    /* comments that end their line, so the input may still parse: for fmt */
+    "# a comment\n", "\n# a comment on its own line\n",
     /* layout */
     "\n", "\r\n", "\r", "\t", " ", "\n\n\n", "\f", "\v",
     /* imports */
@@ -636,6 +655,50 @@ static bool write_file(const char *path, const void *data, size_t len) {
   return fclose(fp) == 0 && ok;
 }
 
+/* --- the properties of fmt ---------------------------------------------------- */
+
+/* An input that parses without errors has a canonical text; that text
+ * must parse to the same tree and be its own canonical text. */
+static enum fmt_failure check_fmt(const unsigned char *text, size_t len) {
+  struct source_set set = {0};
+  struct arena arena = {0};
+  struct diag_list diags;
+  diag_list_init(&diags, &arena);
+  enum fmt_failure result = FMT_HOLDS;
+  /* an empty input may have no buffer at all */
+  struct source_result r = source_add(&set, "input", len ? (const char *)text : "", len);
+  struct ast_file *tree = r.status == SOURCE_OK ? parse_file(&set, r.id, &arena, &diags) : NULL;
+  if (tree && !tree->syntax_errors && !diags.count[SEV_ERROR]) {
+    size_t canonical_len;
+    char *canonical = fmt_format(set.items[r.id], tree, &canonical_len);
+    struct source_result r2 = source_add(&set, "canonical", canonical, canonical_len);
+    struct ast_file *again = r2.status == SOURCE_OK ? parse_file(&set, r2.id, &arena, &diags) : NULL;
+    if (!again || again->syntax_errors || diags.count[SEV_ERROR]) {
+      result = FMT_UNPARSABLE;
+    } else if (!fmt_same_tree(set.items[r.id], tree, set.items[r2.id], again, NULL)) {
+      result = FMT_CHANGES_TREE;
+    } else {
+      size_t twice_len;
+      char *twice = fmt_format(set.items[r2.id], again, &twice_len);
+      if (twice_len != canonical_len || memcmp(twice, canonical, canonical_len) != 0) result = FMT_NOT_IDEMPOTENT;
+      free(twice);
+    }
+    free(canonical);
+  }
+  source_set_free(&set);
+  arena_free(&arena);
+  return result;
+}
+
+static void describe_status(int rc, char *out, size_t size) {
+  switch (rc) {
+  case FMT_UNPARSABLE: snprintf(out, size, "fmt: the canonical text does not parse"); break;
+  case FMT_CHANGES_TREE: snprintf(out, size, "fmt: the canonical text has another tree"); break;
+  case FMT_NOT_IDEMPOTENT: snprintf(out, size, "fmt: formatting the canonical text changes it"); break;
+  default: snprintf(out, size, "exit status %d (expected 0, 1 or 2)", rc); break;
+  }
+}
+
 /* --- the worker -------------------------------------------------------------- */
 
 struct record {
@@ -682,6 +745,12 @@ static int worker(const struct fuzz *f, size_t s, size_t lo, size_t hi, int fd) 
     struct cli_env env = {.stdlib_dir = f->stdlib_dir, .no_color = i % 2 == 0, .out_is_tty = false};
     alarm(f->timeout);
     int rc = cli_main(cmd.argc, cmd.argv, out, err, &env);
+    /* Not the generated inputs: their million-node trees would double the
+     * run time, and tests/fmt/fmt.test formats trees that deep. */
+    if (rc >= 0 && rc <= 2 && !f->no_fmt && !self->generated) {
+      enum fmt_failure failure = check_fmt(input.p, input.len);
+      if (failure != FMT_HOLDS) rc = (int)failure;
+    }
     alarm(0);
     if (!send_record(fd, i, rc)) break;
     if (rc < 0 || rc > 2) break;
@@ -856,6 +925,7 @@ static void report_failure(const struct fuzz *f, size_t s, size_t i, const char 
   if (d.len) printf("#   mutations: %s\n", d.text);
   printf("#   input (%zu bytes) saved to %s\n", input.len, saved);
   printf("#   ran: trainpipe%s   (FILE is the input, named %s, next to the seeds of its directory)\n", line, self->base);
+  if (strncmp(why, "fmt:", 4) == 0) printf("#   then: tests/fmt/fmt_check FILE   (says where the canonical text differs)\n");
   if (i >= 2 && !self->generated)
     printf("#   regenerate: fuzz_check --seed %" PRIu64 " --mutant %zu with the same seed files in the same order"
            " (FUZZ_SEED=%" PRIu64 " FUZZ_MUTANT=%zu tests/fuzz/mutate.test)\n",
@@ -885,7 +955,7 @@ static unsigned fuzz_seed(const struct fuzz *f, size_t s, size_t first, size_t l
       at = o.index;
       break;
     case RUN_BAD_STATUS:
-      snprintf(reason, sizeof reason, "exit status %d (expected 0, 1 or 2)", o.rc);
+      describe_status(o.rc, reason, sizeof reason);
       at = o.index;
       break;
     case RUN_AT_EXIT:
@@ -1073,7 +1143,9 @@ static void usage(FILE *out) {
           "usage: fuzz_check [options] SEED.pipe...\n"
           "\n"
           "Runs `trainpipe check` in process on each seed, the empty file and COUNT\n"
-          "mutants of each seed, and requires exit status 0, 1 or 2 of every run.\n"
+          "mutants of each seed, and requires exit status 0, 1 or 2 of every run;\n"
+          "an input that parses must also keep its tree through `trainpipe fmt`,\n"
+          "whose output must be its own canonical text.\n"
           "Prints TAP, one test per seed.\n"
           "\n"
           "options:\n"
@@ -1087,6 +1159,8 @@ static void usage(FILE *out) {
           "  --save DIR        where failing inputs are written (default fuzz-findings)\n"
           "  --format FMT      check with --format=FMT only (default: text, gcc and json in turn)\n"
           "  --no-generated    skip the generated inputs (deep nesting, long lines), tested last\n"
+          "  --no-fmt          skip the properties of fmt (the canonical text of an input\n"
+          "                    that parses has the same tree and is its own canonical text)\n"
           "  --dump DIR        write the inputs into DIR as STEM.K.pipe instead of running them\n"
           "  --stdlib DIR      the standard library (default $top_srcdir/stdlib-pipelines)\n");
 }
@@ -1152,6 +1226,8 @@ int main(int argc, char **argv) {
       f.save_dir = v;
     } else if (strcmp(argv[i], "--no-generated") == 0) {
       f.no_generated = true;
+    } else if (strcmp(argv[i], "--no-fmt") == 0) {
+      f.no_fmt = true;
     } else if ((v = option("--format", argc, argv, &i))) {
       if (strcmp(v, "text") != 0 && strcmp(v, "gcc") != 0 && strcmp(v, "json") != 0) goto bad;
       f.format = v;
