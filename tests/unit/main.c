@@ -47,6 +47,11 @@ int main(void) {
   srunner_add_suite(runner, json_line_suite());
   srunner_add_suite(runner, explain_stages_suite());
   srunner_add_suite(runner, plan_suite());
+  srunner_add_suite(runner, kernels_suite());
+  srunner_add_suite(runner, data_suite());
+  srunner_add_suite(runner, checkpoint_suite());
+  srunner_add_suite(runner, reference_suite());
+  srunner_add_suite(runner, train_suite());
   srunner_run_all(runner, CK_ENV);
   int failed = srunner_ntests_failed(runner);
   srunner_free(runner);

@@ -17,6 +17,11 @@ Suite *explain_suite(void);
 Suite *json_line_suite(void);
 Suite *explain_stages_suite(void);
 Suite *plan_suite(void);
+Suite *kernels_suite(void);
+Suite *data_suite(void);
+Suite *checkpoint_suite(void);
+Suite *reference_suite(void);
+Suite *train_suite(void);
 
 /* A text parsed on its own, without imports or checks. */
 struct parsed {

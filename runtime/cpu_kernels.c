@@ -1,0 +1,1 @@
+#include "runtime/cpu_kernels.h"

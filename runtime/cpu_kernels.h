@@ -1,0 +1,75 @@
+/* The CPU backend's kernels: one forward/backward pair per layer, in fp32,
+ * matmuls through OpenBLAS's cblas_sgemm, everything else parallelised with
+ * OpenMP over independent outputs (no atomics), so results are identical
+ * run to run for a given thread count.
+ *
+ * Shapes are row-major; N = B * T rows of activations. Every backward
+ * kernel ADDS into the gradients it writes (d-arguments), so gradients
+ * accumulate over micro-batches and over the two uses of a tied weight;
+ * scratch arguments are overwritten. A Linear weight is [OC, C] and
+ * y = x W^T + b, as in PyTorch. */
+#ifndef TRAINPIPE_CPU_KERNELS_H
+#define TRAINPIPE_CPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* out[b,t,:] = wte[tokens[b,t],:] + wpe[t,:] */
+void encoder_forward(float *out, const int32_t *tokens, const float *wte, const float *wpe, int B, int T, int C);
+void encoder_backward(float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T, int C);
+
+/* out = (inp - mean) * rstd * w + b over the last axis (eps 1e-5, biased
+ * variance, as torch.nn.LayerNorm); mean and rstd [N] are kept. */
+void layernorm_forward(float *out, float *mean, float *rstd, const float *inp, const float *w, const float *b, int N,
+                       int C);
+void layernorm_backward(float *dinp, float *dw, float *db, const float *dout, const float *inp, const float *w,
+                        const float *mean, const float *rstd, int N, int C);
+
+/* out[N, OC] = inp[N, C] W[OC, C]^T + bias[OC] (bias may be NULL). */
+void matmul_forward(float *out, const float *inp, const float *w, const float *bias, int N, int C, int OC);
+/* dinp += dout W; dw += dout^T inp; dbias += sum over rows of dout (dbias
+ * may be NULL). */
+void matmul_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp, const float *w, int N,
+                     int C, int OC);
+
+/* Causal multi-head attention. qkv [B, T, 3C] holds q, k, v (each C wide,
+ * heads contiguous, head size C/H); out [B, T, C] the heads' outputs side
+ * by side. att [B, H, T, T] keeps the softmax weights (scaled by
+ * 1/sqrt(C/H), masked to key positions <= query position; entries above the
+ * diagonal are 0). */
+void attention_forward(float *out, float *att, const float *qkv, int B, int T, int C, int H);
+/* dqkv += the gradient; datt [B, H, T, T] is scratch. */
+void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B, int T,
+                        int C, int H);
+
+/* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
+void gelu_forward(float *out, const float *inp, size_t n);
+void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
+
+/* out = a + b; backward adds dout into both. */
+void residual_forward(float *out, const float *a, const float *b, size_t n);
+void residual_backward(float *da, float *db, const float *dout, size_t n);
+
+/* The LM head fused with log-softmax and the target gather, for ROWS rows
+ * of x [rows, C] after the final LayerNorm and the tied head wte [V, C]:
+ * logits [rows, V] is a buffer the caller owns (kept for the backward, or
+ * reused chunk by chunk when only log-probabilities are wanted);
+ * lse [rows] keeps each row's log-sum-exp; logp[r] = logits[r, targets[r]]
+ * - lse[r]. A target < 0 gives logp 0 and no gradient. */
+void logprob_forward(float *logp, float *lse, float *logits, const float *x, const float *wte,
+                     const int32_t *targets, int rows, int C, int V);
+/* From dlogp [rows]: dlogits = dlogp (onehot(target) - softmax), written
+ * over logits; then dx += dlogits wte and dwte += dlogits^T x. */
+void logprob_backward(float *dx, float *dwte, float *logits, const float *lse, const float *dlogp, const float *x,
+                      const float *wte, const int32_t *targets, int rows, int C, int V);
+
+/* Sum of squares of n values, in double, for the global gradient norm. */
+double sum_squares(const float *x, size_t n);
+
+/* One AdamW update of n parameters, in place (Loshchilov and Hutter:
+ * decoupled weight decay). g is scaled by grad_scale first (clipping);
+ * step t counts from 1 for the bias corrections. */
+void adamw_update(float *params, const float *grads, float *m, float *v, size_t n, float lr, float beta1, float beta2,
+                  float eps, float weight_decay, float grad_scale, int t);
+
+#endif

@@ -1,0 +1,4 @@
+/* placeholder */
+#ifndef TRAINPIPE_TOKENIZER_H
+#define TRAINPIPE_TOKENIZER_H
+#endif

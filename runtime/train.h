@@ -1,0 +1,4 @@
+/* placeholder */
+#ifndef TRAINPIPE_TRAIN_H
+#define TRAINPIPE_TRAIN_H
+#endif

@@ -1,0 +1,3 @@
+#include "tests/unit/suites.h"
+
+Suite *data_suite(void) { return suite_create("data"); }

@@ -1,0 +1,3 @@
+#include "tests/unit/suites.h"
+
+Suite *reference_suite(void) { return suite_create("reference"); }

@@ -1,0 +1,3 @@
+#include "tests/unit/suites.h"
+
+Suite *train_suite(void) { return suite_create("train"); }
