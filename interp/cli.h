@@ -3,6 +3,7 @@
 #ifndef TRAINPIPE_CLI_H
 #define TRAINPIPE_CLI_H
 
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 
@@ -11,6 +12,7 @@ struct cli_env {
   bool no_color;          /* NO_COLOR is set */
   bool out_is_tty;
   bool err_is_tty;
+  volatile sig_atomic_t *interrupted; /* set on Ctrl-C; NULL where nothing interrupts */
 };
 
 enum exit_status { EXIT_CLEAN = 0, EXIT_FINDINGS = 1, EXIT_USAGE = 2 };

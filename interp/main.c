@@ -1,6 +1,7 @@
 /* trainpipe's entry point: the only place that reads the process
  * environment; everything else receives it through cli_env. */
 #include <limits.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -25,13 +26,30 @@ static const char *find_stdlib(void) {
   return TRAINPIPE_PKGDATADIR "/std";
 }
 
+/* Set by Ctrl-C; a running stage polls it between steps, saves a
+ * checkpoint and stops cleanly. The one piece of state a signal handler
+ * can share, hence file scope. */
+static volatile sig_atomic_t interrupted;
+
+static void on_interrupt(int sig) {
+  (void)sig;
+  interrupted = 1;
+}
+
 int main(int argc, char **argv) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_interrupt;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
   const char *no_color = getenv("NO_COLOR");
   struct cli_env env = {
       .stdlib_dir = find_stdlib(),
       .no_color = no_color && *no_color,
       .out_is_tty = isatty(STDOUT_FILENO),
       .err_is_tty = isatty(STDERR_FILENO),
+      .interrupted = &interrupted,
   };
   return cli_main(argc, argv, stdout, stderr, &env);
 }

@@ -370,6 +370,7 @@ static json_t *stage_data_json(struct planner *p, const struct expr *v, double s
     json_object_set_new(set, "name", text_json(d->name.text, d->name.len));
     json_object_set_new(set, "kind", json_string(kind->name));
     json_object_set_new(set, "path", expr_json(p, d->init->u.call.args->value));
+    json_object_set_new(set, "resolved", json_string(program_resolve_path(p->prog, d, d->init->u.call.args->value->u.string.text)));
     json_object_set_new(set, "share", json_real(share));
     if (st.read) {
       json_object_set_new(set, "files", number_json(st.files));
@@ -440,6 +441,9 @@ static json_t *stage_json(struct planner *p, const struct item *stage) {
     struct shape sh = model_shape(&p->keys, model);
     json_object_set_new(mj, "declaration", text_json(model->name.text, model->name.len));
     json_object_set_new(mj, "architecture", json_string(model->init->kind == EXPR_CALL ? "checkpoint" : "gpt2"));
+    const struct arg *where = model->init->kind == EXPR_CALL ? model->init->u.call.args : NULL;
+    if (where && !where->name.text && where->value->kind == EXPR_STRING)
+      json_object_set_new(mj, "checkpoint", json_string(program_resolve_path(p->prog, model, where->value->u.string.text)));
     json_object_set_new(mj, "layers", number_json(sh.layers));
     json_object_set_new(mj, "heads", number_json(sh.heads));
     json_object_set_new(mj, "width", number_json(sh.width));

@@ -1,1 +1,309 @@
+/* The CPU backend: the GPT-2 forward and backward passes composed from the
+ * kernels of cpu_kernels.h, as llm.c lays them out. Every buffer is
+ * allocated once, at creation, for the largest micro-batch; a forward keeps
+ * the activations its backward needs, and the backward walks the layers in
+ * reverse with one running gradient of the residual stream. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
 #include "runtime/backend.h"
+#include "runtime/cpu_kernels.h"
+
+/* Activations of one layer, for B x T positions. */
+struct layer_acts {
+  float *ln1, *ln1_mean, *ln1_rstd; /* ln1 of the layer's input */
+  float *qkv, *atty, *att;
+  float *attproj, *residual2;
+  float *ln2, *ln2_mean, *ln2_rstd;
+  float *fch, *fch_gelu, *fcproj;
+  float *residual3; /* the layer's output */
+};
+
+struct cpu_backend {
+  struct backend base;
+  size_t offsets[GPT_TENSOR_COUNT];
+  float *params, *grads, *m, *v;
+  /* activations */
+  float *encoded;
+  struct layer_acts *layers;
+  float *lnf, *lnf_mean, *lnf_rstd, *logits, *lse;
+  int32_t *tokens, *targets; /* of the last forward */
+  int B, T;                  /* of the last forward */
+  /* backward scratch, one layer's worth */
+  float *dx, *dln, *dqkv, *datty, *datt, *dfch, *dfch_gelu, *dlnf;
+  float *memory; /* every activation and scratch buffer, one allocation */
+};
+
+static float *tensor(float *base, const struct cpu_backend *b, enum gpt_tensor t) { return base + b->offsets[t]; }
+
+static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t *targets, int B, int T, float *logp) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  const struct gpt_config *cfg = &be->spec.cfg;
+  int C = cfg->width, H = cfg->heads, V = cfg->vocab, L = cfg->layers;
+  size_t N = (size_t)B * T;
+  float *p = b->params;
+  memcpy(b->tokens, tokens, N * sizeof *tokens);
+  memcpy(b->targets, targets, N * sizeof *targets);
+  b->B = B;
+  b->T = T;
+  encoder_forward(b->encoded, tokens, tensor(p, b, GPT_WTE), tensor(p, b, GPT_WPE), B, T, C);
+  const float *x = b->encoded;
+  for (int l = 0; l < L; l++) {
+    struct layer_acts *a = &b->layers[l];
+    size_t c = (size_t)l * C;
+    layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, tensor(p, b, GPT_LN1W) + c, tensor(p, b, GPT_LN1B) + c,
+                      (int)N, C);
+    matmul_forward(a->qkv, a->ln1, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, (int)N, C,
+                   3 * C);
+    attention_forward(a->atty, a->att, a->qkv, B, T, C, H);
+    matmul_forward(a->attproj, a->atty, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, (int)N, C,
+                   C);
+    residual_forward(a->residual2, x, a->attproj, N * C);
+    layernorm_forward(a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2, tensor(p, b, GPT_LN2W) + c,
+                      tensor(p, b, GPT_LN2B) + c, (int)N, C);
+    matmul_forward(a->fch, a->ln2, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, (int)N, C, 4 * C);
+    gelu_forward(a->fch_gelu, a->fch, N * 4 * C);
+    matmul_forward(a->fcproj, a->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, tensor(p, b, GPT_FCPROJB) + c,
+                   (int)N, 4 * C, C);
+    residual_forward(a->residual3, a->residual2, a->fcproj, N * C);
+    x = a->residual3;
+  }
+  layernorm_forward(b->lnf, b->lnf_mean, b->lnf_rstd, x, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), (int)N, C);
+  logprob_forward(logp, b->lse, b->logits, b->lnf, tensor(p, b, GPT_WTE), targets, (int)N, C, V);
+}
+
+static void zero(float *x, size_t n) { memset(x, 0, n * sizeof *x); }
+
+static void cpu_backward(struct backend *be, const float *dlogp) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  const struct gpt_config *cfg = &be->spec.cfg;
+  int C = cfg->width, H = cfg->heads, V = cfg->vocab, L = cfg->layers, B = b->B, T = b->T;
+  size_t N = (size_t)B * T;
+  float *p = b->params, *g = b->grads;
+  const float *x_last = L > 0 ? b->layers[L - 1].residual3 : b->encoded;
+
+  zero(b->dlnf, N * C);
+  logprob_backward(b->dlnf, tensor(g, b, GPT_WTE), b->logits, b->lse, dlogp, b->lnf, tensor(p, b, GPT_WTE), b->targets,
+                   (int)N, C, V);
+  zero(b->dx, N * C);
+  layernorm_backward(b->dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->dlnf, x_last, tensor(p, b, GPT_LNFW),
+                     b->lnf_mean, b->lnf_rstd, (int)N, C);
+  /* b->dx is the gradient of the residual stream; a residual add passes it
+   * through unchanged to both of its inputs */
+  for (int l = L - 1; l >= 0; l--) {
+    struct layer_acts *a = &b->layers[l];
+    const float *x = l > 0 ? b->layers[l - 1].residual3 : b->encoded;
+    size_t c = (size_t)l * C;
+    zero(b->dfch_gelu, N * 4 * C);
+    matmul_backward(b->dfch_gelu, tensor(g, b, GPT_FCPROJW) + c * 4 * C, tensor(g, b, GPT_FCPROJB) + c, b->dx,
+                    a->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C);
+    zero(b->dfch, N * 4 * C);
+    gelu_backward(b->dfch, a->fch, b->dfch_gelu, N * 4 * C);
+    zero(b->dln, N * C);
+    matmul_backward(b->dln, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c, b->dfch, a->ln2,
+                    tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C, 4 * C);
+    layernorm_backward(b->dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c, b->dln, a->residual2,
+                       tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd, (int)N, C);
+    zero(b->datty, N * C);
+    matmul_backward(b->datty, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c, b->dx, a->atty,
+                    tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
+    zero(b->dqkv, N * 3 * C);
+    attention_backward(b->dqkv, b->datt, b->datty, a->qkv, a->att, B, T, C, H);
+    zero(b->dln, N * C);
+    matmul_backward(b->dln, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c, b->dqkv, a->ln1,
+                    tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C, 3 * C);
+    layernorm_backward(b->dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c, b->dln, x,
+                       tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C);
+  }
+  encoder_backward(tensor(g, b, GPT_WTE), tensor(g, b, GPT_WPE), b->dx, b->tokens, B, T, C);
+}
+
+static void cpu_zero_grad(struct backend *be) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  if (b->grads) zero(b->grads, be->n_params);
+}
+
+static double cpu_grad_norm(struct backend *be, double scale) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  return b->grads ? sqrt(sum_squares(b->grads, be->n_params)) * scale : 0;
+}
+
+static void cpu_step(struct backend *be, const struct adamw_step *s) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  if (!b->grads) return;
+  for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
+    size_t at = b->offsets[t], n = gpt_tensor_size(&be->spec.cfg, (enum gpt_tensor)t);
+    float decay = gpt_tensor_decays((enum gpt_tensor)t) ? s->weight_decay : 0.0f;
+    adamw_update(b->params + at, b->grads + at, b->m + at, b->v + at, n, s->lr, s->beta1, s->beta2, s->eps, decay,
+                 s->grad_scale, s->t);
+  }
+}
+
+static void cpu_read_params(struct backend *be, float *params) {
+  memcpy(params, ((struct cpu_backend *)be)->params, be->n_params * sizeof *params);
+}
+
+static void cpu_write_params(struct backend *be, const float *params) {
+  memcpy(((struct cpu_backend *)be)->params, params, be->n_params * sizeof *params);
+}
+
+static bool cpu_read_moments(struct backend *be, float *m, float *v) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  if (!b->m) return false;
+  memcpy(m, b->m, be->n_params * sizeof *m);
+  memcpy(v, b->v, be->n_params * sizeof *v);
+  return true;
+}
+
+static bool cpu_write_moments(struct backend *be, const float *m, const float *v) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  if (!b->m) return false;
+  memcpy(b->m, m, be->n_params * sizeof *m);
+  memcpy(b->v, v, be->n_params * sizeof *v);
+  return true;
+}
+
+static void cpu_read_grads(struct backend *be, float *grads) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  if (b->grads) memcpy(grads, b->grads, be->n_params * sizeof *grads);
+  else zero(grads, be->n_params);
+}
+
+static void cpu_destroy(struct backend *be) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  free(b->params);
+  free(b->grads);
+  free(b->m);
+  free(b->v);
+  free(b->memory);
+  free(b->layers);
+  free(b->tokens);
+  free(b->targets);
+  free(b);
+}
+
+static const struct backend_ops cpu_ops = {
+    .name = "cpu",
+    .forward = cpu_forward,
+    .backward = cpu_backward,
+    .zero_grad = cpu_zero_grad,
+    .grad_norm = cpu_grad_norm,
+    .step = cpu_step,
+    .read_params = cpu_read_params,
+    .write_params = cpu_write_params,
+    .read_moments = cpu_read_moments,
+    .write_moments = cpu_write_moments,
+    .read_grads = cpu_read_grads,
+    .destroy = cpu_destroy,
+};
+
+/* Hands out consecutive pieces of one allocation. */
+struct carver {
+  float *next;
+};
+
+static float *carve(struct carver *c, size_t n) {
+  float *p = c->next;
+  c->next += (n + 15) & ~(size_t)15; /* 64-byte aligned pieces */
+  return p;
+}
+
+static void *calloc_or_null(size_t n, size_t size) { return n ? calloc(n, size) : NULL; }
+
+struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, size_t err_size) {
+  const struct gpt_config *cfg = &spec->cfg;
+  const char *problem = gpt_config_problem(cfg);
+  if (problem) {
+    snprintf(err, err_size, "cannot build the model: %s", problem);
+    return NULL;
+  }
+  if (spec->max_batch < 1 || spec->max_seq < 1 || spec->max_seq > cfg->context) {
+    snprintf(err, err_size, "a micro-batch of %d sequences of %d tokens does not fit a context of %d",
+             spec->max_batch, spec->max_seq, cfg->context);
+    return NULL;
+  }
+#ifdef _OPENMP
+  if (spec->threads > 0) omp_set_num_threads(spec->threads);
+#endif
+  struct cpu_backend *b = calloc(1, sizeof *b);
+  if (!b) goto out_of_memory;
+  b->base.ops = &cpu_ops;
+  b->base.spec = *spec;
+  b->base.n_params = gpt_param_count(cfg);
+  gpt_tensor_offsets(cfg, b->offsets);
+  size_t P = b->base.n_params;
+  size_t B = (size_t)spec->max_batch, T = (size_t)spec->max_seq, C = (size_t)cfg->width, H = (size_t)cfg->heads;
+  size_t V = (size_t)cfg->vocab, L = (size_t)cfg->layers, N = B * T;
+  b->params = calloc(P, sizeof *b->params);
+  if (spec->train) {
+    b->grads = calloc(P, sizeof *b->grads);
+    b->m = calloc(P, sizeof *b->m);
+    b->v = calloc(P, sizeof *b->v);
+  }
+  b->layers = calloc(L, sizeof *b->layers);
+  b->tokens = calloc_or_null(N, sizeof *b->tokens);
+  b->targets = calloc_or_null(N, sizeof *b->targets);
+  /* activations: per layer 18 of [N, C] (ln1, qkv's 3, atty, attproj,
+   * residual2, ln2, fch's 4, fch_gelu's 4, fcproj, residual3), [B, H, T, T]
+   * and 4 of [N]; then the encoder, lnf, logits and scratch; 16 floats of
+   * alignment for every piece */
+  size_t per_layer = 18 * N * C + B * H * T * T + 4 * N + 16 * 16;
+  size_t total = L * per_layer + 2 * N * C + 3 * N + N * V + 16 * 16;
+  if (spec->train) total += 15 * N * C + B * H * T * T + 16 * 16; /* dx, dln, dlnf, datty, dqkv, dfch, dfch_gelu */
+  b->memory = calloc(total, sizeof *b->memory);
+  if (!b->params || (spec->train && (!b->grads || !b->m || !b->v)) || !b->layers || !b->tokens || !b->targets ||
+      !b->memory)
+    goto out_of_memory;
+  struct carver c = {b->memory};
+  b->encoded = carve(&c, N * C);
+  for (size_t l = 0; l < L; l++) {
+    struct layer_acts *a = &b->layers[l];
+    a->ln1 = carve(&c, N * C);
+    a->ln1_mean = carve(&c, N);
+    a->ln1_rstd = carve(&c, N);
+    a->qkv = carve(&c, 3 * N * C);
+    a->atty = carve(&c, N * C);
+    a->att = carve(&c, B * H * T * T);
+    a->attproj = carve(&c, N * C);
+    a->residual2 = carve(&c, N * C);
+    a->ln2 = carve(&c, N * C);
+    a->ln2_mean = carve(&c, N);
+    a->ln2_rstd = carve(&c, N);
+    a->fch = carve(&c, 4 * N * C);
+    a->fch_gelu = carve(&c, 4 * N * C);
+    a->fcproj = carve(&c, N * C);
+    a->residual3 = carve(&c, N * C);
+  }
+  b->lnf = carve(&c, N * C);
+  b->lnf_mean = carve(&c, N);
+  b->lnf_rstd = carve(&c, N);
+  b->lse = carve(&c, N);
+  b->logits = carve(&c, N * V);
+  if (spec->train) {
+    b->dx = carve(&c, N * C);
+    b->dln = carve(&c, N * C);
+    b->dlnf = carve(&c, N * C);
+    b->dqkv = carve(&c, 3 * N * C);
+    b->datty = carve(&c, N * C);
+    b->datt = carve(&c, B * H * T * T);
+    b->dfch = carve(&c, 4 * N * C);
+    b->dfch_gelu = carve(&c, 4 * N * C);
+  }
+  if (c.next > b->memory + total) { /* the sizes above undercount: a bug, never a silent overrun */
+    snprintf(err, err_size, "internal error: activation memory miscounted");
+    cpu_destroy(&b->base);
+    return NULL;
+  }
+  return &b->base;
+
+out_of_memory:
+  snprintf(err, err_size, "out of memory for a model of %zu parameters and a micro-batch of %d x %d",
+           gpt_param_count(cfg), spec->max_batch, spec->max_seq);
+  if (b) cpu_destroy(&b->base);
+  return NULL;
+}
