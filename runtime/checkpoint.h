@@ -3,7 +3,12 @@
  * shape and byte range, then raw little-endian fp32 data), the AdamW
  * moments in a second safetensors file when training can resume, and a
  * small JSON with everything else. Every file is written to a temporary
- * name, fsynced and renamed, so a checkpoint on disk is always whole. */
+ * name, fsynced and renamed. checkpoint.json is written last and names the
+ * files it belongs to: a reader trusts only a folder that has one. A save
+ * withdraws the previous checkpoint.json before it renames new files into
+ * place, so a save that fails while writing leaves the previous checkpoint,
+ * and one that fails after that leaves none, never a mix. One writer per
+ * folder. */
 #ifndef TRAINPIPE_CHECKPOINT_H
 #define TRAINPIPE_CHECKPOINT_H
 
@@ -34,7 +39,7 @@ bool checkpoint_save(const char *dir, const struct checkpoint *ck, char *err, si
 
 /* Reads the checkpoint in DIR into CK (allocating params, and m and v when
  * WITH_MOMENTS and they are there). False with a reason in ERR naming the
- * file and what is wrong. */
+ * file and what is wrong; CK then holds nothing to free. */
 bool checkpoint_load(const char *dir, struct checkpoint *ck, bool with_moments, char *err, size_t err_size);
 
 void checkpoint_free(struct checkpoint *ck);
