@@ -11,6 +11,7 @@
 #include "interp/atomic_write.h"
 #include "interp/graph.h"
 #include "interp/plan.h"
+#include "runtime/runner.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -32,6 +33,7 @@ static const char usage_text[] =
     "  fmt FILE...      print pipelines in the one canonical layout (-w rewrites)\n"
     "  plan FILE        the stages in execution order, their settings and cost\n"
     "  graph FILE       the pipeline as a graphviz DOT graph\n"
+    "  run FILE         train the stages for real, into a run folder\n"
     "  help [COMMAND]   show help for trainpipe or for a command\n"
     "  version          show the version and the backends built in (also\n"
     "                   trainpipe --version or -V)\n"
@@ -442,6 +444,152 @@ static int cmd_graph(int argc, char **argv, FILE *out, FILE *err, const struct c
   return status;
 }
 
+static const char run_usage[] =
+    "usage: trainpipe run [options] FILE\n"
+    "\n"
+    "Trains the stages of a pipeline for real, in plan order, into a run folder:\n"
+    "OUT/STAGE/model.safetensors and checkpoint.json when a stage is done,\n"
+    "metrics.jsonl (one JSON object per logged step: step, tokens, loss, lr,\n"
+    "grad_norm, tokens_per_s, val_loss when evaluated) and log.txt. FILE is a\n"
+    "pipeline, which is checked first and not run when it has errors, or a plan\n"
+    "written by 'trainpipe plan -o FILE.json', which is run exactly. This\n"
+    "version runs pretrain, midtrain and sft stages on the CPU.\n"
+    "\n"
+    "options:\n"
+    "  --out=DIR           the run folder (default: runs/NAME, NAME the pipeline's)\n"
+    "  --only=STAGE        run this stage alone (the stages it starts from must\n"
+    "                      have run into the same folder)\n"
+    "  --from=STAGE        run this stage and the ones after it\n"
+    "  --until=STAGE       run the stages up to this one, and stop after it\n"
+    "  --device=DEVICE     cpu (the default and, in this version, the only one)\n"
+    "  --threads=N         threads for the CPU backend (default: all cores)\n"
+    "  --seed=N            replace every stage's seed\n"
+    "  --steps=N           at most N optimiser steps a stage, for smoke runs\n"
+    "  --resume            continue interrupted stages from their last checkpoint\n"
+    "  --no-config         ignore trainpipe.yaml\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "Ctrl-C saves a checkpoint and stops; 'trainpipe run --resume' continues the\n"
+    "same trajectory.\n"
+    "\n"
+    "exit status: 0 trained (or stopped by Ctrl-C with a checkpoint saved), 1 the\n"
+    "pipeline has errors or a stage failed, 2 usage errors or an unreadable FILE.\n";
+
+static bool parse_count(const char *v, long min, long *out) {
+  char *end;
+  errno = 0;
+  long n = strtol(v, &end, 10);
+  if (!*v || *end || errno || n < min) return false;
+  *out = n;
+  return true;
+}
+
+/* A plan file: a JSON document that says it is one. */
+static json_t *read_plan_file(const char *path, FILE *err) {
+  json_error_t jerr;
+  json_t *plan = json_load_file(path, 0, &jerr);
+  if (!plan) {
+    fprintf(err, "trainpipe: %s:%d:%d: not a JSON plan: %s\n", path, jerr.line, jerr.column, jerr.text);
+    return NULL;
+  }
+  if (json_integer_value(json_object_get(plan, "trainpipe_plan")) != 1 || !json_is_array(json_object_get(plan, "stages"))) {
+    fprintf(err, "trainpipe: %s: not a plan written by 'trainpipe plan -o' (no trainpipe_plan: 1)\n", path);
+    json_decref(plan);
+    return NULL;
+  }
+  return plan;
+}
+
+static int cmd_run(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
+  struct run_options ro = {.progress = err, .tty = env->err_is_tty, .interrupted = env->interrupted};
+  const char *file = NULL;
+  bool no_config = false;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    long n;
+    if (a[0] != '-' || a[1] == '\0') {
+      if (file) return usage_error(err, "%s", "run: one pipeline at a time");
+      file = a;
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(run_usage, out);
+      return EXIT_CLEAN;
+    } else if (strcmp(a, "--resume") == 0) {
+      ro.resume = true;
+    } else if (strcmp(a, "--no-config") == 0) {
+      no_config = true;
+    } else if ((v = option_value("--out", argc, argv, &i))) {
+      if (!*v) return usage_error(err, "%s", "run: --out needs a folder");
+      ro.out = v;
+    } else if ((v = option_value("--only", argc, argv, &i))) {
+      if (!*v) return usage_error(err, "%s", "run: --only needs a stage name");
+      ro.only = v;
+    } else if ((v = option_value("--from", argc, argv, &i))) {
+      if (!*v) return usage_error(err, "%s", "run: --from needs a stage name");
+      ro.from = v;
+    } else if ((v = option_value("--until", argc, argv, &i))) {
+      if (!*v) return usage_error(err, "%s", "run: --until needs a stage name");
+      ro.until = v;
+    } else if ((v = option_value("--device", argc, argv, &i))) {
+      if (strcmp(v, "cpu") != 0) return usage_error(err, "run: --device=%s is not available in this version; use cpu", v);
+    } else if ((v = option_value("--threads", argc, argv, &i))) {
+      if (!parse_count(v, 1, &n) || n > 4096) return usage_error(err, "run: --threads expects a count from 1, not '%s'", v);
+      ro.threads = (int)n;
+    } else if ((v = option_value("--seed", argc, argv, &i))) {
+      if (!parse_count(v, 0, &n)) return usage_error(err, "run: --seed expects a whole number from 0, not '%s'", v);
+      ro.has_seed = true;
+      ro.seed = (uint64_t)n;
+    } else if ((v = option_value("--steps", argc, argv, &i))) {
+      if (!parse_count(v, 1, &n)) return usage_error(err, "run: --steps expects a count from 1, not '%s'", v);
+      ro.max_steps = n;
+    } else {
+      return usage_error(err, "run: unknown option '%s'", a);
+    }
+  }
+  if (!file) return usage_error(err, "%s", "run: no pipeline file given");
+  if (ro.only && (ro.from || ro.until))
+    return usage_error(err, "%s", "run: --only excludes --from and --until");
+
+  json_t *plan = NULL;
+  struct program prog;
+  bool have_prog = false;
+  if (ends_with(file, ".json")) {
+    plan = read_plan_file(file, err);
+    if (!plan) return EXIT_USAGE;
+  } else {
+    load_checked(&prog, file, true, no_config, env->err_is_tty && !env->no_color, err, env);
+    have_prog = true;
+    if (prog.main_refused) {
+      program_free(&prog);
+      return EXIT_USAGE;
+    }
+    if (prog.diags.count[SEV_ERROR]) {
+      fprintf(err, "trainpipe: %s has errors; nothing is run\n", file);
+      program_free(&prog);
+      return EXIT_FINDINGS;
+    }
+    plan = plan_build(&prog, &(struct plan_options){.device = "cpu", .utilization = NAN, .data = true});
+  }
+  char out_dir[4096];
+  if (!ro.out) {
+    const char *name = json_string_value(json_object_get(plan, "pipeline"));
+    const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
+    size_t len = name ? strlen(name) : strcspn(base, ".");
+    snprintf(out_dir, sizeof out_dir, "runs/%.*s", (int)len, name ? name : base);
+    ro.out = out_dir;
+  }
+  char reason[1024] = "";
+  bool interrupted = false;
+  bool ok = run_plan(plan, &ro, &interrupted, reason, sizeof reason);
+  json_decref(plan);
+  if (have_prog) program_free(&prog);
+  if (!ok) {
+    fprintf(err, "trainpipe: %s\n", reason);
+    return EXIT_FINDINGS;
+  }
+  fprintf(out, interrupted ? "stopped; the run is in %s (continue with --resume)\n" : "done; the run is in %s\n", ro.out);
+  return EXIT_CLEAN;
+}
+
 static int cmd_version(FILE *out) {
   fprintf(out, "trainpipe %s\n", PACKAGE_VERSION);
 #ifdef HAVE_CUDA
@@ -514,6 +662,10 @@ static int cmd_help(int argc, char **argv, FILE *out, FILE *err) {
     fputs(graph_usage, out);
     return EXIT_CLEAN;
   }
+  if (strcmp(argv[1], "run") == 0) {
+    fputs(run_usage, out);
+    return EXIT_CLEAN;
+  }
   if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "version") == 0) {
     fputs(usage_text, out);
     return EXIT_CLEAN;
@@ -533,6 +685,7 @@ int cli_main(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *
   if (strcmp(cmd, "fmt") == 0) return fmt_main(argc - 1, argv + 1, out, err, env);
   if (strcmp(cmd, "plan") == 0) return cmd_plan(argc - 1, argv + 1, out, err, env);
   if (strcmp(cmd, "graph") == 0) return cmd_graph(argc - 1, argv + 1, out, err, env);
+  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1, out, err, env);
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) return cmd_help(1, argv + 1, out, err);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) return cmd_version(out);
   return usage_error(err, "unknown command '%s'", cmd);

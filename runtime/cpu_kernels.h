@@ -7,7 +7,8 @@
  * kernel ADDS into the gradients it writes (d-arguments), so gradients
  * accumulate over micro-batches and over the two uses of a tied weight;
  * scratch arguments are overwritten. A Linear weight is [OC, C] and
- * y = x W^T + b, as in PyTorch. */
+ * y = x W^T + b, as in PyTorch. Tokens and non-negative targets lie in
+ * [0, V). */
 #ifndef TRAINPIPE_CPU_KERNELS_H
 #define TRAINPIPE_CPU_KERNELS_H
 
@@ -55,7 +56,8 @@ void residual_backward(float *da, float *db, const float *dout, size_t n);
  * logits [rows, V] is a buffer the caller owns (kept for the backward, or
  * reused chunk by chunk when only log-probabilities are wanted);
  * lse [rows] keeps each row's log-sum-exp; logp[r] = logits[r, targets[r]]
- * - lse[r]. A target < 0 gives logp 0 and no gradient. */
+ * - lse[r]. A target < 0 gives logp 0 and no gradient: its row of dlogits
+ * is 0, whatever dlogp holds there. */
 void logprob_forward(float *logp, float *lse, float *logits, const float *x, const float *wte,
                      const int32_t *targets, int rows, int C, int V);
 /* From dlogp [rows]: dlogits = dlogp (onehot(target) - softmax), written
@@ -63,11 +65,13 @@ void logprob_forward(float *logp, float *lse, float *logits, const float *x, con
 void logprob_backward(float *dx, float *dwte, float *logits, const float *lse, const float *dlogp, const float *x,
                       const float *wte, const int32_t *targets, int rows, int C, int V);
 
-/* Sum of squares of n values, in double, for the global gradient norm. */
+/* Sum of squares of n values, in double, for the global gradient norm;
+ * the same bits for any thread count (fixed partial sums). */
 double sum_squares(const float *x, size_t n);
 
 /* One AdamW update of n parameters, in place (Loshchilov and Hutter:
- * decoupled weight decay). g is scaled by grad_scale first (clipping);
+ * decoupled weight decay): p -= lr (mhat / (sqrt(vhat) + eps) + weight_decay
+ * p), with p before the step. g is scaled by grad_scale first (clipping);
  * step t counts from 1 for the bias corrections. */
 void adamw_update(float *params, const float *grads, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, float grad_scale, int t);

@@ -232,7 +232,20 @@ bool run_plan(json_t *plan, const struct run_options *opt, bool *interrupted, ch
     }
   }
   json_t *stages = json_object_get(plan, "stages");
-  bool started = !opt->from, found = !opt->only && !opt->from;
+  const char *wanted[] = {opt->only, opt->from, opt->until};
+  for (size_t w = 0; w < 3; w++) {
+    if (!wanted[w]) continue;
+    bool there = false;
+    size_t k;
+    json_t *st;
+    json_array_foreach(stages, k, st) there |= strcmp(str(st, "name"), wanted[w]) == 0;
+    if (!there) {
+      snprintf(err, err_size, "no stage '%s' in the plan", wanted[w]);
+      return false;
+    }
+  }
+  /* the names were checked above: every stage they pick is in the plan */
+  bool started = !opt->from;
   size_t i;
   json_t *stage;
   json_array_foreach(stages, i, stage) {
@@ -240,13 +253,9 @@ bool run_plan(json_t *plan, const struct run_options *opt, bool *interrupted, ch
     if (opt->from && strcmp(name, opt->from) == 0) started = true;
     if (opt->only && strcmp(name, opt->only) != 0) continue;
     if (!started) continue;
-    found = true;
     if (!run_stage(stage, opt, interrupted, err, err_size)) return false;
     if (*interrupted) return true;
-  }
-  if (!found) {
-    snprintf(err, err_size, "no stage '%s' in the plan", opt->only ? opt->only : opt->from);
-    return false;
+    if (opt->until && strcmp(name, opt->until) == 0) break;
   }
   return true;
 }

@@ -19,6 +19,7 @@
 struct run_options {
   const char *out;         /* the run folder */
   const char *only, *from; /* one stage; or this stage and the ones after it */
+  const char *until;       /* the last stage to run */
   int threads;             /* 0: the library's default */
   bool has_seed;
   uint64_t seed;           /* replaces every stage's seed */
