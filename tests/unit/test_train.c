@@ -4,7 +4,9 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
+#include "runtime/backend.h"
 #include "runtime/objectives/objectives.h"
 #include "runtime/schedule.h"
 #include "tests/unit/suites.h"
@@ -99,6 +101,102 @@ START_TEST(schedule_shape) {
 }
 END_TEST
 
+static const struct gpt_config small = {.vocab = 37, .context = 12, .layers = 2, .heads = 2, .width = 16};
+
+static struct backend *small_backend(int batch) {
+  char err[256];
+  struct backend *b = cpu_backend_create(
+      &(struct backend_spec){.cfg = small, .max_batch = batch, .max_seq = small.context, .train = true}, err, sizeof err);
+  ck_assert_msg(b != NULL, "%s", err);
+  float *p = malloc(b->n_params * sizeof *p);
+  gpt_init(&small, p, 7);
+  b->ops->write_params(b, p);
+  free(p);
+  return b;
+}
+
+static void fill(int32_t *tokens, int32_t *targets, float *weights, int B, int T) {
+  for (int i = 0; i < B * T; i++) {
+    tokens[i] = (i * 7 + 3) % small.vocab;
+    targets[i] = (i * 5 + 1) % small.vocab;
+    weights[i] = (i % T) >= T / 2; /* the second half of each row is the response */
+  }
+}
+
+/* Gradient accumulation over 4 micro-batches of one sequence, each
+ * normalised by the step's counted tokens, equals one batch of 4. */
+START_TEST(accumulation_equals_one_batch) {
+  enum { B = 4, T = 12 };
+  int32_t tokens[B * T], targets[B * T];
+  float weights[B * T], logp[B * T], dlogp[B * T];
+  fill(tokens, targets, weights, B, T);
+  double counted = 0;
+  for (int i = 0; i < B * T; i++) counted += weights[i];
+
+  struct backend *whole = small_backend(B), *parts = small_backend(1);
+  whole->ops->zero_grad(whole);
+  whole->ops->forward(whole, tokens, targets, B, T, logp);
+  double loss_whole = masked_next_token_loss(logp, weights, B * T, counted, dlogp);
+  whole->ops->backward(whole, dlogp);
+
+  parts->ops->zero_grad(parts);
+  double loss_parts = 0;
+  for (int m = 0; m < B; m++) {
+    parts->ops->forward(parts, tokens + m * T, targets + m * T, 1, T, logp);
+    loss_parts += masked_next_token_loss(logp, weights + m * T, T, counted, dlogp);
+    parts->ops->backward(parts, dlogp);
+  }
+  ck_assert_double_eq_tol(loss_whole, loss_parts, 1e-6 * fabs(loss_whole));
+  size_t n = whole->n_params;
+  float *ga = malloc(n * sizeof *ga), *gb = malloc(n * sizeof *gb);
+  whole->ops->read_grads(whole, ga);
+  parts->ops->read_grads(parts, gb);
+  /* the two sum the same terms in a different order: differences are
+   * rounding, measured against the largest gradient */
+  double diff = 0, scale = 0;
+  for (size_t i = 0; i < n; i++) {
+    diff = fmax(diff, fabs((double)ga[i] - gb[i]));
+    scale = fmax(scale, fabs((double)ga[i]));
+  }
+  fprintf(stderr, "accumulation: max difference of the gradients %.2e of the largest (%.2e)\n", diff / scale, scale);
+  ck_assert_double_gt(scale, 0);
+  ck_assert_double_lt(diff / scale, 1e-5);
+  free(ga);
+  free(gb);
+  backend_destroy(whole);
+  backend_destroy(parts);
+}
+END_TEST
+
+/* SFT: what the prompt positions would predict changes nothing, because
+ * their weight is 0: the gradients are the same bits. */
+START_TEST(prompt_positions_contribute_nothing) {
+  enum { B = 2, T = 12 };
+  int32_t tokens[B * T], targets[B * T], other[B * T];
+  float weights[B * T], logp[B * T], dlogp[B * T];
+  fill(tokens, targets, weights, B, T);
+  for (int i = 0; i < B * T; i++) other[i] = weights[i] != 0 ? targets[i] : (targets[i] + 11) % small.vocab;
+  double counted = 0;
+  for (int i = 0; i < B * T; i++) counted += weights[i];
+  struct backend *b = small_backend(B);
+  size_t n = b->n_params;
+  float *g1 = malloc(n * sizeof *g1), *g2 = malloc(n * sizeof *g2);
+  const int32_t *runs[2] = {targets, other};
+  float *grads[2] = {g1, g2};
+  for (int r = 0; r < 2; r++) {
+    b->ops->zero_grad(b);
+    b->ops->forward(b, tokens, runs[r], B, T, logp);
+    masked_next_token_loss(logp, weights, B * T, counted, dlogp);
+    b->ops->backward(b, dlogp);
+    b->ops->read_grads(b, grads[r]);
+  }
+  ck_assert(memcmp(g1, g2, n * sizeof *g1) == 0);
+  free(g1);
+  free(g2);
+  backend_destroy(b);
+}
+END_TEST
+
 Suite *train_suite(void) {
   Suite *s = suite_create("train");
   TCase *t = tcase_create("objectives");
@@ -107,5 +205,9 @@ Suite *train_suite(void) {
   tcase_add_test(t, normalised_by_step_tokens);
   tcase_add_test(t, schedule_shape);
   suite_add_tcase(s, t);
+  TCase *m = tcase_create("model");
+  tcase_add_test(m, accumulation_equals_one_batch);
+  tcase_add_test(m, prompt_positions_contribute_nothing);
+  suite_add_tcase(s, m);
   return s;
 }
