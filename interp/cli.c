@@ -11,6 +11,7 @@
 #include "interp/atomic_write.h"
 #include "interp/graph.h"
 #include "interp/plan.h"
+#include "interp/plan_file.h"
 #include "runtime/runner.h"
 #include <errno.h>
 #include <math.h>
@@ -452,7 +453,8 @@ static const char run_usage[] =
     "metrics.jsonl (one JSON object per logged step: step, tokens, loss, lr,\n"
     "grad_norm, tokens_per_s, val_loss when evaluated) and log.txt. FILE is a\n"
     "pipeline, which is checked first and not run when it has errors, or a plan\n"
-    "written by 'trainpipe plan -o FILE.json', which is run exactly. This\n"
+    "written by 'trainpipe plan -o FILE' (.json, .yaml or .yml), which is run\n"
+    "exactly. This\n"
     "version runs pretrain, midtrain and sft stages on the CPU.\n"
     "\n"
     "options:\n"
@@ -482,22 +484,6 @@ static bool parse_count(const char *v, long min, long *out) {
   if (!*v || *end || errno || n < min) return false;
   *out = n;
   return true;
-}
-
-/* A plan file: a JSON document that says it is one. */
-static json_t *read_plan_file(const char *path, FILE *err) {
-  json_error_t jerr;
-  json_t *plan = json_load_file(path, 0, &jerr);
-  if (!plan) {
-    fprintf(err, "trainpipe: %s:%d:%d: not a JSON plan: %s\n", path, jerr.line, jerr.column, jerr.text);
-    return NULL;
-  }
-  if (json_integer_value(json_object_get(plan, "trainpipe_plan")) != 1 || !json_is_array(json_object_get(plan, "stages"))) {
-    fprintf(err, "trainpipe: %s: not a plan written by 'trainpipe plan -o' (no trainpipe_plan: 1)\n", path);
-    json_decref(plan);
-    return NULL;
-  }
-  return plan;
 }
 
 static int cmd_run(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
@@ -552,9 +538,13 @@ static int cmd_run(int argc, char **argv, FILE *out, FILE *err, const struct cli
   json_t *plan = NULL;
   struct program prog;
   bool have_prog = false;
-  if (ends_with(file, ".json")) {
-    plan = read_plan_file(file, err);
-    if (!plan) return EXIT_USAGE;
+  if (plan_file_named(file)) {
+    char why[512];
+    plan = plan_file_read(file, why, sizeof why);
+    if (!plan) {
+      fprintf(err, "trainpipe: %s\n", why);
+      return EXIT_USAGE;
+    }
   } else {
     load_checked(&prog, file, true, no_config, env->err_is_tty && !env->no_color, err, env);
     have_prog = true;

@@ -249,6 +249,20 @@ static double stage_context_of(struct planner *p, const struct item *stage) {
   return it && it->kind == ITEM_MODEL ? model_shape(&p->keys, it).context : NAN;
 }
 
+/* A path that still names the same file from another working folder: a
+ * plan file may be run from anywhere. */
+static json_t *absolute_path_json(const char *path) {
+  if (path[0] == '/') return json_string(path);
+  char cwd[4096];
+  if (!getcwd(cwd, sizeof cwd)) return json_string(path);
+  size_t n = strlen(cwd) + strlen(path) + 2;
+  char *full = xmalloc(n);
+  snprintf(full, n, "%s/%s", cwd, path);
+  json_t *j = json_string(full);
+  free(full);
+  return j;
+}
+
 /* ---- JSON helpers --------------------------------------------------------- */
 
 static json_t *number_json(double v) {
@@ -370,7 +384,8 @@ static json_t *stage_data_json(struct planner *p, const struct expr *v, double s
     json_object_set_new(set, "name", text_json(d->name.text, d->name.len));
     json_object_set_new(set, "kind", json_string(kind->name));
     json_object_set_new(set, "path", expr_json(p, d->init->u.call.args->value));
-    json_object_set_new(set, "resolved", json_string(program_resolve_path(p->prog, d, d->init->u.call.args->value->u.string.text)));
+    json_object_set_new(set, "resolved",
+                        absolute_path_json(program_resolve_path(p->prog, d, d->init->u.call.args->value->u.string.text)));
     json_object_set_new(set, "share", json_real(share));
     if (st.read) {
       json_object_set_new(set, "files", number_json(st.files));
@@ -443,7 +458,8 @@ static json_t *stage_json(struct planner *p, const struct item *stage) {
     json_object_set_new(mj, "architecture", json_string(model->init->kind == EXPR_CALL ? "checkpoint" : "gpt2"));
     const struct arg *where = model->init->kind == EXPR_CALL ? model->init->u.call.args : NULL;
     if (where && !where->name.text && where->value->kind == EXPR_STRING)
-      json_object_set_new(mj, "checkpoint", json_string(program_resolve_path(p->prog, model, where->value->u.string.text)));
+      json_object_set_new(mj, "checkpoint",
+                          absolute_path_json(program_resolve_path(p->prog, model, where->value->u.string.text)));
     json_object_set_new(mj, "layers", number_json(sh.layers));
     json_object_set_new(mj, "heads", number_json(sh.heads));
     json_object_set_new(mj, "width", number_json(sh.width));
