@@ -438,6 +438,20 @@ static void mark_used(struct checker *c, const struct expr *v) {
   }
 }
 
+/* A vocabulary smaller than the tokenizer's: token ids past its end have no
+ * row in the embedding. */
+static void check_vocab(struct checker *c, const struct item *model) {
+  const struct entry *e = item_entry(model, "vocab");
+  if (!e || e->value->kind != EXPR_NUMBER || e->value->invalid) return;
+  struct shape s = model_shape(&c->keys, model);
+  double need = word_is(s.tokenizer, "bytes") ? 261 : word_is(s.tokenizer, "bpe") ? 50257 : 0;
+  if (e->value->u.number.value >= need) return;
+  struct diag *d = diag_emit(c->diags, E0203, e->value->span, "a vocab of %g is smaller than the %.*s tokenizer's %g",
+                             e->value->u.number.value, (int)s.tokenizer.len, s.tokenizer.text, need);
+  diag_note(c->diags, d, "every token id the tokenizer makes needs a row of the embedding");
+  diag_help(c->diags, d, "set vocab = %g, or leave it out: it defaults to the tokenizer's", need);
+}
+
 void check_model(struct checker *c, struct item *item) {
   struct expr *init = item->init;
   const struct owner_spec *os = NULL;
@@ -468,6 +482,7 @@ void check_model(struct checker *c, struct item *item) {
     check_call_args(c, os, init, &seen);
   }
   check_block(c, os->id, &item->block, &seen);
+  check_vocab(c, item);
 }
 
 void check_data(struct checker *c, struct item *item) {

@@ -493,7 +493,10 @@ static int cmd_run(int argc, char **argv, FILE *out, FILE *err, const struct cli
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     long n;
-    if (a[0] != '-' || a[1] == '\0') {
+    if (strcmp(a, "--") == 0 && i + 1 < argc) { /* what follows is the file, even if it starts with '-' */
+      if (file) return usage_error(err, "%s", "run: one pipeline at a time");
+      file = argv[++i];
+    } else if (a[0] != '-' || a[1] == '\0') {
       if (file) return usage_error(err, "%s", "run: one pipeline at a time");
       file = a;
     } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {

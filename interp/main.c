@@ -37,12 +37,16 @@ static void on_interrupt(int sig) {
 }
 
 int main(int argc, char **argv) {
-  struct sigaction sa;
-  memset(&sa, 0, sizeof sa);
-  sa.sa_handler = on_interrupt;
-  sigemptyset(&sa.sa_mask);
-  sigaction(SIGINT, &sa, NULL);
-  sigaction(SIGTERM, &sa, NULL);
+  /* only training stops at a step boundary; every other command stops at
+   * once, as a command line tool should */
+  if (argc > 1 && strcmp(argv[1], "run") == 0) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_interrupt;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+  }
   const char *no_color = getenv("NO_COLOR");
   struct cli_env env = {
       .stdlib_dir = find_stdlib(),

@@ -465,6 +465,8 @@ static json_t *stage_json(struct planner *p, const struct item *stage) {
     json_object_set_new(mj, "width", number_json(sh.width));
     json_object_set_new(mj, "vocab", number_json(sh.vocab));
     json_object_set_new(mj, "tokenizer", sh.tokenizer.text ? text_json(sh.tokenizer.text, sh.tokenizer.len) : json_null());
+    json_object_set_new(mj, "template", sh.template.text ? text_json(sh.template.text, sh.template.len) : json_null());
+    json_object_set_new(mj, "context", number_json(sh.context));
     json_object_set_new(mj, "parameters", number_json(mc.params));
   }
   json_object_set_new(s, "model", mj);

@@ -29,7 +29,8 @@ struct backend_spec {
 
 struct adamw_step {
   float lr, beta1, beta2, eps, weight_decay;
-  float grad_scale; /* multiplies every gradient first: 1 / counted tokens, times the clip factor */
+  float grad_scale; /* multiplies every gradient first: the clip factor (the objectives already divide by
+                     * the step's counted tokens) */
   int t;            /* 1-based step, for the bias corrections */
 };
 

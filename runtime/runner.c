@@ -136,11 +136,9 @@ static bool run_stage(json_t *stage, const struct run_options *opt, bool *interr
   }
   json_t *model = json_object_get(stage, "model"), *settings = json_object_get(stage, "settings");
   json_t *optimizer = json_object_get(stage, "optimizer");
-  const char *tokenizer = json_is_string(json_object_get(model, "tokenizer")) ? str(model, "tokenizer") : "bytes";
-  if (strcmp(tokenizer, "bytes") != 0) {
-    snprintf(err, err_size, "stage '%s': the %s tokenizer is not available yet; use tokenizer = bytes", name, tokenizer);
-    return false;
-  }
+  char ck_tokenizer[32], ck_template[32];
+  const char *tokenizer = json_is_string(json_object_get(model, "tokenizer")) ? str(model, "tokenizer") : NULL;
+  const char *template = json_is_string(json_object_get(model, "template")) ? str(model, "template") : NULL;
   double context = setting(settings, "context");
   struct gpt_config cfg = {
       .vocab = (int)json_number_value(json_object_get(model, "vocab")),
@@ -149,8 +147,33 @@ static bool run_stage(json_t *stage, const struct run_options *opt, bool *interr
       .heads = (int)json_number_value(json_object_get(model, "heads")),
       .width = (int)json_number_value(json_object_get(model, "width")),
   };
+  if (strcmp(str(model, "architecture"), "checkpoint") == 0) {
+    /* a loaded checkpoint's shape, tokenizer and template are in its files */
+    struct checkpoint ck;
+    if (!checkpoint_load(str(model, "checkpoint"), &ck, false, err, err_size)) return false;
+    int stage_context = isnan(context) ? ck.cfg.context : (int)context;
+    cfg = ck.cfg;
+    cfg.context = stage_context > ck.cfg.context ? stage_context : ck.cfg.context;
+    context = stage_context;
+    snprintf(ck_tokenizer, sizeof ck_tokenizer, "%s", ck.tokenizer);
+    snprintf(ck_template, sizeof ck_template, "%s", ck.template);
+    if (!tokenizer && ck_tokenizer[0]) tokenizer = ck_tokenizer;
+    if (!template && ck_template[0]) template = ck_template;
+    checkpoint_free(&ck);
+  }
+  if (!tokenizer) tokenizer = "bytes";
+  if (!template) template = "turns";
+  if (strcmp(tokenizer, "bytes") != 0) {
+    snprintf(err, err_size, "stage '%s': the %s tokenizer is not available yet; use tokenizer = bytes", name, tokenizer);
+    return false;
+  }
   if (isnan(context) || cfg.layers < 1) {
     snprintf(err, err_size, "stage '%s': the model's shape is not known", name);
+    return false;
+  }
+  if (cfg.vocab < 261) { /* the byte tokenizer's 256 bytes and 5 special tokens */
+    snprintf(err, err_size, "stage '%s': a vocab of %d is smaller than the byte tokenizer's 261 tokens", name,
+             cfg.vocab);
     return false;
   }
   int batch = (int)setting(settings, "batch"), micro = (int)setting(settings, "micro_batch");
@@ -180,14 +203,14 @@ static bool run_stage(json_t *stage, const struct run_options *opt, bool *interr
                                   .settings = json_object_get(set, "settings")};
   }
   struct data_spec spec = {.kind = how->data_kind, .parts = parts, .n_parts = n_parts, .context = cfg.context,
-                           .seed = seed, .tokenizer = tokenizer, .template = "turns",
+                           .seed = seed, .tokenizer = tokenizer, .template = template,
                            .response_only = strcmp(setting_text(settings, "loss", "response"), "response") == 0,
                            .packing = json_is_true(json_object_get(json_object_get(settings, "packing"), "value"))};
   if (!starting_weights(stage, opt, backend, seed, err, err_size)) goto done;
   if (!batches_open(&spec, &train, &val, err, err_size)) goto done;
 
   struct stage_run run = {
-      .name = name, .kind = kind, .state = str(stage, "produces"), .tokenizer = tokenizer, .template = "turns",
+      .name = name, .kind = kind, .state = str(stage, "produces"), .tokenizer = tokenizer, .template = template,
       .objective = how->objective == OBJECTIVE_MASKED_NEXT_TOKEN && !spec.response_only ? OBJECTIVE_NEXT_TOKEN
                                                                                          : how->objective,
       .backend = backend, .batch = batch, .micro_batch = micro, .context = cfg.context, .steps = steps,
@@ -244,18 +267,29 @@ bool run_plan(json_t *plan, const struct run_options *opt, bool *interrupted, ch
       return false;
     }
   }
-  /* the names were checked above: every stage they pick is in the plan */
-  bool started = !opt->from;
-  size_t i;
-  json_t *stage;
-  json_array_foreach(stages, i, stage) {
-    const char *name = str(stage, "name");
-    if (opt->from && strcmp(name, opt->from) == 0) started = true;
-    if (opt->only && strcmp(name, opt->only) != 0) continue;
-    if (!started) continue;
-    if (!run_stage(stage, opt, interrupted, err, err_size)) return false;
-    if (*interrupted) return true;
-    if (opt->until && strcmp(name, opt->until) == 0) break;
+  /* the names were checked above: every stage they pick is in the plan;
+   * the picked stages are checked before any of them trains, so that a
+   * stage kind this version cannot train fails the run at once */
+  for (int pass = 0; pass < 2; pass++) {
+    bool started = !opt->from;
+    size_t i;
+    json_t *stage;
+    json_array_foreach(stages, i, stage) {
+      const char *name = str(stage, "name");
+      if (opt->from && strcmp(name, opt->from) == 0) started = true;
+      if (opt->only && strcmp(name, opt->only) != 0) continue;
+      if (!started) continue;
+      if (pass == 0 && !runnable_of(str(stage, "kind"))) {
+        snprintf(err, err_size, "stage '%s': this version runs pretrain, midtrain and sft stages; %s is not supported "
+                 "yet (--until picks the stages before it)", name, str(stage, "kind"));
+        return false;
+      }
+      bool skip = pass == 0 || (opt->resume && stage_done(opt->out, name));
+      if (pass == 1 && skip && opt->progress) fprintf(opt->progress, "%s: done in an earlier run; kept\n", name);
+      if (!skip && !run_stage(stage, opt, interrupted, err, err_size)) return false;
+      if (*interrupted) return true;
+      if (opt->until && strcmp(name, opt->until) == 0) break;
+    }
   }
   return true;
 }
