@@ -14,6 +14,11 @@
 #include "runtime/backend.h"
 #include "runtime/cpu_kernels.h"
 
+/* Without training, logits are computed for this many rows at a time and
+ * never kept whole: a frozen reference of a large vocabulary needs only
+ * LOGIT_ROWS x V floats for them. */
+#define LOGIT_ROWS 64
+
 /* Activations of one layer, for B x T positions. */
 struct layer_acts {
   float *ln1, *ln1_mean, *ln1_rstd; /* ln1 of the layer's input */
@@ -74,7 +79,15 @@ static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t
     x = a->residual3;
   }
   layernorm_forward(b->lnf, b->lnf_mean, b->lnf_rstd, x, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), (int)N, C);
-  logprob_forward(logp, b->lse, b->logits, b->lnf, tensor(p, b, GPT_WTE), targets, (int)N, C, V);
+  if (be->spec.train) {
+    logprob_forward(logp, b->lse, b->logits, b->lnf, tensor(p, b, GPT_WTE), targets, (int)N, C, V);
+    return;
+  }
+  /* only log-probabilities are wanted: the logits of a few rows at a time */
+  for (size_t r = 0; r < N; r += LOGIT_ROWS) {
+    int rows = (int)(N - r < LOGIT_ROWS ? N - r : LOGIT_ROWS);
+    logprob_forward(logp + r, b->lse + r, b->logits, b->lnf + r * C, tensor(p, b, GPT_WTE), targets + r, rows, C, V);
+  }
 }
 
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof *x); }
@@ -253,7 +266,8 @@ struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, s
    * and 4 of [N]; then the encoder, lnf, logits and scratch; 16 floats of
    * alignment for every piece */
   size_t per_layer = 18 * N * C + B * H * T * T + 4 * N + 16 * 16;
-  size_t total = L * per_layer + 2 * N * C + 3 * N + N * V + 16 * 16;
+  size_t logit_rows = spec->train || N < LOGIT_ROWS ? N : LOGIT_ROWS;
+  size_t total = L * per_layer + 2 * N * C + 3 * N + logit_rows * V + 16 * 16;
   if (spec->train) total += 15 * N * C + B * H * T * T + 16 * 16; /* dx, dln, dlnf, datty, dqkv, dfch, dfch_gelu */
   b->memory = calloc(total, sizeof *b->memory);
   if (!b->params || (spec->train && (!b->grads || !b->m || !b->v)) || !b->layers || !b->tokens || !b->targets ||
@@ -283,7 +297,7 @@ struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, s
   b->lnf_mean = carve(&c, N);
   b->lnf_rstd = carve(&c, N);
   b->lse = carve(&c, N);
-  b->logits = carve(&c, N * V);
+  b->logits = carve(&c, logit_rows * V);
   if (spec->train) {
     b->dx = carve(&c, N * C);
     b->dln = carve(&c, N * C);
