@@ -12,7 +12,9 @@
 #include "interp/graph.h"
 #include "interp/plan.h"
 #include "interp/plan_file.h"
+#include "runtime/checkpoint.h"
 #include "runtime/runner.h"
+#include "runtime/sample.h"
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -35,6 +37,7 @@ static const char usage_text[] =
     "  plan FILE        the stages in execution order, their settings and cost\n"
     "  graph FILE       the pipeline as a graphviz DOT graph\n"
     "  run FILE         train the stages for real, into a run folder\n"
+    "  sample DIR       generate text from a trained stage\n"
     "  help [COMMAND]   show help for trainpipe or for a command\n"
     "  version          show the version and the backends built in (also\n"
     "                   trainpipe --version or -V)\n"
@@ -583,6 +586,102 @@ static int cmd_run(int argc, char **argv, FILE *out, FILE *err, const struct cli
   return EXIT_CLEAN;
 }
 
+static const char sample_usage[] =
+    "usage: trainpipe sample [options] STAGE-DIR --prompt TEXT\n"
+    "\n"
+    "Generates text from a trained stage, the folder 'trainpipe run' wrote for\n"
+    "it (runs/NAME/STAGE), so that a person can see what the stage did: a\n"
+    "pre-trained model continues the prompt, one tuned on demonstrations\n"
+    "answers it. The text is written as it is drawn, one token at a time.\n"
+    "\n"
+    "options:\n"
+    "  --prompt=TEXT       the text to continue, or with --chat to answer\n"
+    "  --chat              lay the prompt out as a user turn of the stage's chat\n"
+    "                      template; the answer ends at its end-of-turn token\n"
+    "  --temperature=T     0 for the likeliest token each time; higher is more\n"
+    "                      varied (default 0.8)\n"
+    "  --top-k=K           draw from the K likeliest tokens only (default: all)\n"
+    "  --max-tokens=N      at most N tokens (default 200)\n"
+    "  --seed=N            the draws' seed (default 0): the same seed, the same text\n"
+    "  --threads=N         threads for the CPU backend\n"
+    "  -h, --help          show this help\n"
+    "\n"
+    "exit status: 0 generated, 1 the stage's checkpoint cannot be used, 2 usage\n"
+    "errors.\n";
+
+static bool parse_real(const char *v, double min, double max, double *out) {
+  char *end;
+  double d = strtod(v, &end);
+  if (!*v || *end || !(d >= min && d <= max)) return false;
+  *out = d;
+  return true;
+}
+
+static int cmd_sample(int argc, char **argv, FILE *out, FILE *err) {
+  const char *dir = NULL, *prompt = NULL;
+  struct sample_options so = {.temperature = 0.8, .max_tokens = 200};
+  int threads = 0;
+  for (int i = 1; i < argc; i++) {
+    const char *a = argv[i], *v;
+    long n;
+    if (a[0] != '-' || a[1] == '\0') {
+      if (dir) return usage_error(err, "%s", "sample: one stage folder at a time");
+      dir = a;
+    } else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
+      fputs(sample_usage, out);
+      return EXIT_CLEAN;
+    } else if (strcmp(a, "--chat") == 0) {
+      so.chat = true;
+    } else if ((v = option_value("--prompt", argc, argv, &i))) {
+      prompt = v;
+    } else if ((v = option_value("--temperature", argc, argv, &i))) {
+      if (!parse_real(v, 0, 100, &so.temperature))
+        return usage_error(err, "sample: --temperature expects a number from 0 to 100, not '%s'", v);
+    } else if ((v = option_value("--top-k", argc, argv, &i))) {
+      if (!parse_count(v, 0, &n) || n > 10000000) return usage_error(err, "sample: --top-k expects a count, not '%s'", v);
+      so.top_k = (int)n;
+    } else if ((v = option_value("--max-tokens", argc, argv, &i))) {
+      if (!parse_count(v, 1, &n) || n > 1000000)
+        return usage_error(err, "sample: --max-tokens expects a count from 1, not '%s'", v);
+      so.max_tokens = (int)n;
+    } else if ((v = option_value("--seed", argc, argv, &i))) {
+      if (!parse_count(v, 0, &n)) return usage_error(err, "sample: --seed expects a whole number from 0, not '%s'", v);
+      so.seed = (uint64_t)n;
+    } else if ((v = option_value("--threads", argc, argv, &i))) {
+      if (!parse_count(v, 1, &n) || n > 4096) return usage_error(err, "sample: --threads expects a count from 1, not '%s'", v);
+      threads = (int)n;
+    } else {
+      return usage_error(err, "sample: unknown option '%s'", a);
+    }
+  }
+  if (!dir) return usage_error(err, "%s", "sample: no stage folder given (runs/NAME/STAGE)");
+  if (!prompt) return usage_error(err, "%s", "sample: no --prompt given");
+  char why[1024];
+  struct checkpoint ck;
+  if (!checkpoint_load(dir, &ck, false, why, sizeof why)) {
+    fprintf(err, "trainpipe: %s\n", why);
+    return EXIT_FINDINGS;
+  }
+  int status = EXIT_FINDINGS;
+  struct tokenizer *tok = tokenizer_create(ck.tokenizer, why, sizeof why);
+  enum chat_template template;
+  struct backend *model = NULL;
+  if (tok && template_find(ck.template, &template, why, sizeof why)) {
+    model = cpu_backend_create(&(struct backend_spec){.cfg = ck.cfg, .max_batch = 1, .max_seq = ck.cfg.context,
+                                                      .threads = threads, .train = false},
+                               why, sizeof why);
+  }
+  if (model) {
+    model->ops->write_params(model, ck.params);
+    if (sample_text(model, tok, template, prompt, &so, out, why, sizeof why)) status = EXIT_CLEAN;
+  }
+  if (status != EXIT_CLEAN) fprintf(err, "trainpipe: %s: %s\n", dir, why);
+  backend_destroy(model);
+  tokenizer_free(tok);
+  checkpoint_free(&ck);
+  return status;
+}
+
 static int cmd_version(FILE *out) {
   fprintf(out, "trainpipe %s\n", PACKAGE_VERSION);
 #ifdef HAVE_CUDA
@@ -659,6 +758,10 @@ static int cmd_help(int argc, char **argv, FILE *out, FILE *err) {
     fputs(run_usage, out);
     return EXIT_CLEAN;
   }
+  if (strcmp(argv[1], "sample") == 0) {
+    fputs(sample_usage, out);
+    return EXIT_CLEAN;
+  }
   if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "version") == 0) {
     fputs(usage_text, out);
     return EXIT_CLEAN;
@@ -679,6 +782,7 @@ int cli_main(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *
   if (strcmp(cmd, "plan") == 0) return cmd_plan(argc - 1, argv + 1, out, err, env);
   if (strcmp(cmd, "graph") == 0) return cmd_graph(argc - 1, argv + 1, out, err, env);
   if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1, out, err, env);
+  if (strcmp(cmd, "sample") == 0) return cmd_sample(argc - 1, argv + 1, out, err);
   if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) return cmd_help(1, argv + 1, out, err);
   if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) return cmd_version(out);
   return usage_error(err, "unknown command '%s'", cmd);

@@ -40,6 +40,9 @@ struct backend_ops {
   const char *name;
   /* tokens, targets [B, T]; logp [B, T] out. A target < 0 gives logp 0. */
   void (*forward)(struct backend *, const int32_t *tokens, const int32_t *targets, int B, int T, float *logp);
+  /* tokens [B, T]: the logits of the token after each row's last one,
+   * logits [B, V] out (sampling). Overwrites the activations. */
+  void (*next_logits)(struct backend *, const int32_t *tokens, int B, int T, float *logits);
   /* dlogp [B, T] of the last forward; adds into the gradients. */
   void (*backward)(struct backend *, const float *dlogp);
   void (*zero_grad)(struct backend *);

@@ -11,6 +11,7 @@
 #include <omp.h>
 #endif
 
+#include "grammar/arena.h"
 #include "runtime/backend.h"
 #include "runtime/cpu_kernels.h"
 
@@ -91,6 +92,21 @@ static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t
 }
 
 static void zero(float *x, size_t n) { memset(x, 0, n * sizeof *x); }
+
+static void cpu_next_logits(struct backend *be, const int32_t *tokens, int B, int T, float *logits) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  int C = be->spec.cfg.width, V = be->spec.cfg.vocab;
+  size_t N = (size_t)B * T;
+  int32_t *none = xmalloc(N * sizeof *none);
+  float *logp = xmalloc(N * sizeof *logp);
+  for (size_t i = 0; i < N; i++) none[i] = -1;
+  cpu_forward(be, tokens, none, B, T, logp);
+  for (int r = 0; r < B; r++)
+    matmul_forward(logits + (size_t)r * V, b->lnf + ((size_t)r * T + T - 1) * C, tensor(b->params, b, GPT_WTE), NULL, 1,
+                   C, V);
+  free(none);
+  free(logp);
+}
 
 static void cpu_backward(struct backend *be, const float *dlogp) {
   struct cpu_backend *b = (struct cpu_backend *)be;
@@ -203,6 +219,7 @@ static void cpu_destroy(struct backend *be) {
 static const struct backend_ops cpu_ops = {
     .name = "cpu",
     .forward = cpu_forward,
+    .next_logits = cpu_next_logits,
     .backward = cpu_backward,
     .zero_grad = cpu_zero_grad,
     .grad_norm = cpu_grad_norm,
