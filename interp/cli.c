@@ -37,7 +37,7 @@ static const char usage_text[] =
     "  plan FILE        the stages in execution order, their settings and cost\n"
     "  graph FILE       the pipeline as a graphviz DOT graph\n"
     "  run FILE         train the stages for real, into a run folder\n"
-    "  sample DIR       generate text from a trained stage\n"
+    "  sample STAGE-DIR generate text from a trained stage\n"
     "  help [COMMAND]   show help for trainpipe or for a command\n"
     "  version          show the version and the backends built in (also\n"
     "                   trainpipe --version or -V)\n"
@@ -602,7 +602,8 @@ static const char sample_usage[] =
     "                      varied (default 0.8)\n"
     "  --top-k=K           draw from the K likeliest tokens only (default: all)\n"
     "  --max-tokens=N      at most N tokens (default 200)\n"
-    "  --seed=N            the draws' seed (default 0): the same seed, the same text\n"
+    "  --seed=N            the draws' seed (default 0): the same seed and\n"
+    "                      --threads, the same text\n"
     "  --threads=N         threads for the CPU backend\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -633,6 +634,7 @@ static int cmd_sample(int argc, char **argv, FILE *out, FILE *err) {
     } else if (strcmp(a, "--chat") == 0) {
       so.chat = true;
     } else if ((v = option_value("--prompt", argc, argv, &i))) {
+      if (!*v) return usage_error(err, "%s", "sample: --prompt needs a text");
       prompt = v;
     } else if ((v = option_value("--temperature", argc, argv, &i))) {
       if (!parse_real(v, 0, 100, &so.temperature))
@@ -674,6 +676,10 @@ static int cmd_sample(int argc, char **argv, FILE *out, FILE *err) {
   if (model) {
     model->ops->write_params(model, ck.params);
     if (sample_text(model, tok, template, prompt, &so, out, why, sizeof why)) status = EXIT_CLEAN;
+    if (status == EXIT_CLEAN && (fflush(out) != 0 || ferror(out))) {
+      fprintf(err, "trainpipe: cannot write the text\n");
+      status = EXIT_USAGE;
+    }
   }
   if (status != EXIT_CLEAN) fprintf(err, "trainpipe: %s: %s\n", dir, why);
   backend_destroy(model);
