@@ -527,8 +527,13 @@ static json_t *stage_json(struct planner *p, const struct item *stage) {
   } else if (row->data_kind != OWNER_PROMPTS) {
     double per_example = examples > 0 ? data.model_bytes / bpt / examples : NAN;
     double seq_len = fmin(context, row->data_kind == OWNER_PREFS ? per_example / 2 : per_example);
-    if (isnan(steps)) steps = ceil(epochs * examples / batch);
-    else examples = steps * batch / epochs;
+    /* packed demonstrations share sequences: a step holds batch x context
+     * tokens of them, not batch examples */
+    bool packed = row->data_kind == OWNER_DEMOS &&
+                  json_is_true(json_object_get(json_object_get(settings, "packing"), "value"));
+    double per_step = packed ? batch * context / per_example : batch;
+    if (isnan(steps)) steps = ceil(epochs * examples / per_step);
+    else examples = steps * per_step / epochs;
     tokens = epochs * examples * per_example;
     if (row->data_kind == OWNER_PREFS) sequences = 2 * micro;
     json_object_set_new(flops, "training", number_json(train_flops(&mc, seq_len, tokens)));

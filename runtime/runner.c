@@ -171,6 +171,22 @@ static bool run_stage(json_t *stage, const struct run_options *opt, bool *interr
     snprintf(err, err_size, "stage '%s': the model's shape is not known", name);
     return false;
   }
+  /* The model's positions: its own, or what the stage it starts from grew
+   * them to, or the stage's sequence length where that is longer. The
+   * stage trains on sequences of its own length, shorter ones included. */
+  int seq = (int)context;
+  double model_context = json_number_value(json_object_get(model, "context"));
+  if (model_context > cfg.context) cfg.context = (int)model_context;
+  json_t *from = json_object_get(stage, "from");
+  if (strcmp(str(from, "is"), "stage") == 0 && stage_done(opt->out, str(from, "name"))) {
+    char *dir = join(opt->out, str(from, "name"));
+    struct checkpoint parent;
+    bool loaded = checkpoint_load(dir, &parent, false, err, err_size);
+    free(dir);
+    if (!loaded) return false;
+    if (parent.cfg.context > cfg.context) cfg.context = parent.cfg.context;
+    checkpoint_free(&parent);
+  }
   if (cfg.vocab < 261) { /* the byte tokenizer's 256 bytes and 5 special tokens */
     snprintf(err, err_size, "stage '%s': a vocab of %d is smaller than the byte tokenizer's 261 tokens", name,
              cfg.vocab);
@@ -184,7 +200,7 @@ static bool run_stage(json_t *stage, const struct run_options *opt, bool *interr
 
   char backend_err[256];
   struct backend *backend = cpu_backend_create(
-      &(struct backend_spec){.cfg = cfg, .max_batch = micro, .max_seq = cfg.context, .threads = opt->threads,
+      &(struct backend_spec){.cfg = cfg, .max_batch = micro, .max_seq = seq, .threads = opt->threads,
                              .train = true},
       backend_err, sizeof backend_err);
   if (!backend) {
@@ -202,7 +218,7 @@ static bool run_stage(json_t *stage, const struct run_options *opt, bool *interr
                                   .share = json_number_value(json_object_get(set, "share")),
                                   .settings = json_object_get(set, "settings")};
   }
-  struct data_spec spec = {.kind = how->data_kind, .parts = parts, .n_parts = n_parts, .context = cfg.context,
+  struct data_spec spec = {.kind = how->data_kind, .parts = parts, .n_parts = n_parts, .context = seq,
                            .seed = seed, .tokenizer = tokenizer, .template = template,
                            .response_only = strcmp(setting_text(settings, "loss", "response"), "response") == 0,
                            .packing = json_is_true(json_object_get(json_object_get(settings, "packing"), "value"))};
@@ -213,7 +229,7 @@ static bool run_stage(json_t *stage, const struct run_options *opt, bool *interr
       .name = name, .kind = kind, .state = str(stage, "produces"), .tokenizer = tokenizer, .template = template,
       .objective = how->objective == OBJECTIVE_MASKED_NEXT_TOKEN && !spec.response_only ? OBJECTIVE_NEXT_TOKEN
                                                                                          : how->objective,
-      .backend = backend, .batch = batch, .micro_batch = micro, .context = cfg.context, .steps = steps,
+      .backend = backend, .batch = batch, .micro_batch = micro, .context = seq, .steps = steps,
       .beta1 = (float)setting(optimizer, "beta1"), .beta2 = (float)setting(optimizer, "beta2"),
       .eps = (float)setting(optimizer, "eps"), .weight_decay = (float)setting(optimizer, "weight_decay"),
       .grad_clip = (float)setting(optimizer, "grad_clip"),
