@@ -735,44 +735,55 @@ static int cmd_explain(int argc, char **argv, FILE *out, FILE *err) {
   return EXIT_CLEAN;
 }
 
-static int cmd_help(int argc, char **argv, FILE *out, FILE *err) {
+/* Every command, its help text and its entry point: `help` and the
+ * dispatch below both read this table. */
+struct command {
+  const char *name;
+  const char *usage;
+  int (*main)(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env);
+};
+
+static int cmd_help(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env);
+
+static int cmd_explain_entry(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
+  (void)env;
+  return cmd_explain(argc, argv, out, err);
+}
+
+static int cmd_sample_entry(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
+  (void)env;
+  return cmd_sample(argc, argv, out, err);
+}
+
+static int cmd_version_entry(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
+  (void)argc, (void)argv, (void)err, (void)env;
+  return cmd_version(out);
+}
+
+static const struct command commands[] = {
+    {"check", check_usage, cmd_check},     {"explain", explain_usage, cmd_explain_entry},
+    {"fmt", fmt_usage, fmt_main},          {"plan", plan_usage, cmd_plan},
+    {"graph", graph_usage, cmd_graph},     {"run", run_usage, cmd_run},
+    {"sample", sample_usage, cmd_sample_entry}, {"help", usage_text, cmd_help},
+    {"version", usage_text, cmd_version_entry},
+};
+
+static const struct command *command_find(const char *name) {
+  for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++)
+    if (strcmp(commands[i].name, name) == 0) return &commands[i];
+  return NULL;
+}
+
+static int cmd_help(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
+  (void)env;
   if (argc < 2) {
     fputs(usage_text, out);
     return EXIT_CLEAN;
   }
-  if (strcmp(argv[1], "check") == 0) {
-    fputs(check_usage, out);
-    return EXIT_CLEAN;
-  }
-  if (strcmp(argv[1], "explain") == 0) {
-    fputs(explain_usage, out);
-    return EXIT_CLEAN;
-  }
-  if (strcmp(argv[1], "fmt") == 0) {
-    fputs(fmt_usage, out);
-    return EXIT_CLEAN;
-  }
-  if (strcmp(argv[1], "plan") == 0) {
-    fputs(plan_usage, out);
-    return EXIT_CLEAN;
-  }
-  if (strcmp(argv[1], "graph") == 0) {
-    fputs(graph_usage, out);
-    return EXIT_CLEAN;
-  }
-  if (strcmp(argv[1], "run") == 0) {
-    fputs(run_usage, out);
-    return EXIT_CLEAN;
-  }
-  if (strcmp(argv[1], "sample") == 0) {
-    fputs(sample_usage, out);
-    return EXIT_CLEAN;
-  }
-  if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "version") == 0) {
-    fputs(usage_text, out);
-    return EXIT_CLEAN;
-  }
-  return usage_error(err, "help: unknown command '%s'", argv[1]);
+  const struct command *c = command_find(argv[1]);
+  if (!c) return usage_error(err, "help: unknown command '%s'", argv[1]);
+  fputs(c->usage, out);
+  return EXIT_CLEAN;
 }
 
 int cli_main(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
@@ -781,15 +792,10 @@ int cli_main(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *
     return EXIT_USAGE;
   }
   const char *cmd = argv[1];
-  if (strcmp(cmd, "check") == 0) return cmd_check(argc - 1, argv + 1, out, err, env);
-  if (strcmp(cmd, "help") == 0) return cmd_help(argc - 1, argv + 1, out, err);
-  if (strcmp(cmd, "explain") == 0) return cmd_explain(argc - 1, argv + 1, out, err);
-  if (strcmp(cmd, "fmt") == 0) return fmt_main(argc - 1, argv + 1, out, err, env);
-  if (strcmp(cmd, "plan") == 0) return cmd_plan(argc - 1, argv + 1, out, err, env);
-  if (strcmp(cmd, "graph") == 0) return cmd_graph(argc - 1, argv + 1, out, err, env);
-  if (strcmp(cmd, "run") == 0) return cmd_run(argc - 1, argv + 1, out, err, env);
-  if (strcmp(cmd, "sample") == 0) return cmd_sample(argc - 1, argv + 1, out, err);
-  if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) return cmd_help(1, argv + 1, out, err);
-  if (strcmp(cmd, "version") == 0 || strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) return cmd_version(out);
-  return usage_error(err, "unknown command '%s'", cmd);
+  if (strcmp(cmd, "-h") == 0 || strcmp(cmd, "--help") == 0) cmd = "help";
+  if (strcmp(cmd, "--version") == 0 || strcmp(cmd, "-V") == 0) cmd = "version";
+  const struct command *c = command_find(cmd);
+  if (!c) return usage_error(err, "unknown command '%s'", cmd);
+  if (c->main == cmd_help && cmd != argv[1]) return cmd_help(1, argv + 1, out, err, env); /* -h takes no topic */
+  return c->main(argc - 1, argv + 1, out, err, env);
 }

@@ -10,6 +10,8 @@
 #include <emmintrin.h>
 #endif
 
+#include "grammar/source.h"
+
 /* Deeper nesting than this goes to jansson, whose own limit is far higher:
  * examples are flat, and a fixed bound keeps the recursion small. */
 #define MAX_DEPTH 64
@@ -63,26 +65,6 @@ static long hex4(const unsigned char *p, const unsigned char *end) {
     v = v * 16 + d;
   }
   return v;
-}
-
-/* One UTF-8 character starting at a byte >= 0x80: its length, or 0 when it
- * is malformed, overlong, a surrogate or beyond U+10FFFF. */
-static size_t utf8_char(const unsigned char *p, const unsigned char *end) {
-  unsigned char c = p[0];
-  size_t n;
-  unsigned long cp;
-  if (c >= 0xC2 && c <= 0xDF) n = 2, cp = c & 0x1F;
-  else if (c >= 0xE0 && c <= 0xEF) n = 3, cp = c & 0x0F;
-  else if (c >= 0xF0 && c <= 0xF4) n = 4, cp = c & 0x07;
-  else return 0;
-  if ((size_t)(end - p) < n) return 0;
-  for (size_t i = 1; i < n; i++) {
-    if ((p[i] & 0xC0) != 0x80) return 0;
-    cp = cp << 6 | (p[i] & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && cp < 0x10000)) return 0;
-  if ((cp >= 0xD800 && cp <= 0xDFFF) || cp > 0x10FFFF) return 0;
-  return n;
 }
 
 /* An escape after the backslash at s->p: adds its decoded bytes. */
@@ -146,7 +128,7 @@ static bool scan_string(struct scanner *s) {
       s->escaped = true;
       continue;
     }
-    size_t n = utf8_char(p, end);
+    size_t n = utf8_sequence_length(p, (size_t)(end - p));
     if (n == 0) return false;
     p += n;
     bytes += n;

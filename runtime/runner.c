@@ -79,118 +79,110 @@ static float *grow_context(const struct gpt_config *from, const float *params, c
   return out;
 }
 
-/* The starting weights of a stage, into BACKEND. */
-static bool starting_weights(json_t *stage, const struct run_options *opt, struct backend *backend, uint64_t seed,
-                             char *err, size_t err_size) {
+/* The checkpoint a stage starts from: the folder of the stage before it,
+ * or the checkpoint its model loads; false with *FOUND false when it
+ * starts from a fresh model. */
+static bool starting_checkpoint(json_t *stage, const struct run_options *opt, struct checkpoint *ck, bool *found,
+                                char *err, size_t err_size) {
   json_t *from = json_object_get(stage, "from"), *model = json_object_get(stage, "model");
-  const struct gpt_config *cfg = &backend->spec.cfg;
-  const char *dir = NULL;
-  char *owned = NULL;
+  *found = false;
   if (strcmp(str(from, "is"), "stage") == 0) {
     if (!stage_done(opt->out, str(from, "name"))) {
       snprintf(err, err_size, "stage '%s' starts from '%s', which has not run into %s: run it first", str(stage, "name"),
                str(from, "name"), opt->out);
       return false;
     }
-    dir = owned = join(opt->out, str(from, "name"));
-  } else if (strcmp(str(model, "architecture"), "checkpoint") == 0) {
-    dir = str(model, "checkpoint");
+    char *dir = join(opt->out, str(from, "name"));
+    *found = checkpoint_load(dir, ck, false, err, err_size);
+    free(dir);
+    return *found;
   }
-  if (!dir) {
+  if (strcmp(str(model, "architecture"), "checkpoint") != 0) return true;
+  *found = checkpoint_load(str(model, "checkpoint"), ck, false, err, err_size);
+  return *found;
+}
+
+/* The starting weights of a stage, into BACKEND: CK's, grown to the
+ * backend's context where the stage extends it, or GPT-2's initialisation
+ * when CK is NULL. */
+static bool starting_weights(json_t *stage, const struct checkpoint *ck, struct backend *backend, uint64_t seed,
+                             char *err, size_t err_size) {
+  const struct gpt_config *cfg = &backend->spec.cfg;
+  if (!ck) {
     float *p = xmalloc(backend->n_params * sizeof *p);
     gpt_init(cfg, p, seed);
     backend->ops->write_params(backend, p);
     free(p);
     return true;
   }
-  struct checkpoint ck;
-  bool ok = checkpoint_load(dir, &ck, false, err, err_size);
-  free(owned);
-  if (!ok) return false;
-  if (ck.cfg.vocab != cfg->vocab || ck.cfg.layers != cfg->layers || ck.cfg.heads != cfg->heads ||
-      ck.cfg.width != cfg->width || ck.cfg.context > cfg->context) {
-    snprintf(err, err_size, "the checkpoint of '%s' is a %d-layer, %d-head, width-%d model of vocab %d and context %d, "
-             "not the shape stage '%s' needs", str(from, "name"), ck.cfg.layers, ck.cfg.heads, ck.cfg.width,
-             ck.cfg.vocab, ck.cfg.context, str(stage, "name"));
-    checkpoint_free(&ck);
+  if (ck->cfg.vocab != cfg->vocab || ck->cfg.layers != cfg->layers || ck->cfg.heads != cfg->heads ||
+      ck->cfg.width != cfg->width) {
+    snprintf(err, err_size, "the checkpoint of '%s' is a %d-layer, %d-head, width-%d model of vocab %d, not the shape "
+             "stage '%s' needs", str(json_object_get(stage, "from"), "name"), ck->cfg.layers, ck->cfg.heads,
+             ck->cfg.width, ck->cfg.vocab, str(stage, "name"));
     return false;
   }
-  if (ck.cfg.context < cfg->context) {
-    float *grown = grow_context(&ck.cfg, ck.params, cfg, seed);
+  if (ck->cfg.context < cfg->context) {
+    float *grown = grow_context(&ck->cfg, ck->params, cfg, seed);
     backend->ops->write_params(backend, grown);
     free(grown);
   } else {
-    backend->ops->write_params(backend, ck.params);
+    backend->ops->write_params(backend, ck->params);
   }
-  checkpoint_free(&ck);
   return true;
 }
 
 static bool run_stage(json_t *stage, const struct run_options *opt, bool *interrupted, char *err, size_t err_size) {
   const char *name = str(stage, "name"), *kind = str(stage, "kind");
-  const struct runnable *how = runnable_of(kind);
-  if (!how) {
-    snprintf(err, err_size, "stage '%s': this version runs pretrain, midtrain and sft stages; %s is not supported yet",
-             name, kind);
-    return false;
-  }
+  const struct runnable *how = runnable_of(kind); /* run_plan has refused the kinds it cannot train */
   json_t *model = json_object_get(stage, "model"), *settings = json_object_get(stage, "settings");
   json_t *optimizer = json_object_get(stage, "optimizer");
-  char ck_tokenizer[32], ck_template[32];
+  struct checkpoint start;
+  bool have_start;
+  if (!starting_checkpoint(stage, opt, &start, &have_start, err, err_size)) return false;
   const char *tokenizer = json_is_string(json_object_get(model, "tokenizer")) ? str(model, "tokenizer") : NULL;
   const char *template = json_is_string(json_object_get(model, "template")) ? str(model, "template") : NULL;
   double context = setting(settings, "context");
   struct gpt_config cfg = {
       .vocab = (int)json_number_value(json_object_get(model, "vocab")),
-      .context = (int)context,
+      .context = (int)json_number_value(json_object_get(model, "context")),
       .layers = (int)json_number_value(json_object_get(model, "layers")),
       .heads = (int)json_number_value(json_object_get(model, "heads")),
       .width = (int)json_number_value(json_object_get(model, "width")),
   };
-  if (strcmp(str(model, "architecture"), "checkpoint") == 0) {
-    /* a loaded checkpoint's shape, tokenizer and template are in its files */
-    struct checkpoint ck;
-    if (!checkpoint_load(str(model, "checkpoint"), &ck, false, err, err_size)) return false;
-    int stage_context = isnan(context) ? ck.cfg.context : (int)context;
-    cfg = ck.cfg;
-    cfg.context = stage_context > ck.cfg.context ? stage_context : ck.cfg.context;
-    context = stage_context;
-    snprintf(ck_tokenizer, sizeof ck_tokenizer, "%s", ck.tokenizer);
-    snprintf(ck_template, sizeof ck_template, "%s", ck.template);
-    if (!tokenizer && ck_tokenizer[0]) tokenizer = ck_tokenizer;
-    if (!template && ck_template[0]) template = ck_template;
-    checkpoint_free(&ck);
+  if (have_start) {
+    /* what the stage starts from says what the model is: a loaded
+     * checkpoint's shape, tokenizer and template are in its files, and an
+     * earlier stage may have grown the positions */
+    int declared = cfg.context;
+    cfg = start.cfg;
+    if (declared > cfg.context) cfg.context = declared;
+    if (!tokenizer && start.tokenizer[0]) tokenizer = start.tokenizer;
+    if (!template && start.template[0]) template = start.template;
+    if (isnan(context)) context = start.cfg.context;
   }
   if (!tokenizer) tokenizer = "bytes";
   if (!template) template = "turns";
+  bool ok = false;
+  struct backend *backend = NULL;
+  struct batch_source train = {0}, val = {0};
+  struct data_part *parts = NULL;
   if (strcmp(tokenizer, "bytes") != 0) {
     snprintf(err, err_size, "stage '%s': the %s tokenizer is not available yet; use tokenizer = bytes", name, tokenizer);
-    return false;
+    goto done;
   }
   if (isnan(context) || cfg.layers < 1) {
     snprintf(err, err_size, "stage '%s': the model's shape is not known", name);
-    return false;
+    goto done;
   }
-  /* The model's positions: its own, or what the stage it starts from grew
-   * them to, or the stage's sequence length where that is longer. The
-   * stage trains on sequences of its own length, shorter ones included. */
+  /* The stage trains on sequences of its own length; the model keeps its
+   * positions, and grows them where the stage's sequences are longer. */
   int seq = (int)context;
-  double model_context = json_number_value(json_object_get(model, "context"));
-  if (model_context > cfg.context) cfg.context = (int)model_context;
-  json_t *from = json_object_get(stage, "from");
-  if (strcmp(str(from, "is"), "stage") == 0 && stage_done(opt->out, str(from, "name"))) {
-    char *dir = join(opt->out, str(from, "name"));
-    struct checkpoint parent;
-    bool loaded = checkpoint_load(dir, &parent, false, err, err_size);
-    free(dir);
-    if (!loaded) return false;
-    if (parent.cfg.context > cfg.context) cfg.context = parent.cfg.context;
-    checkpoint_free(&parent);
-  }
+  if (seq > cfg.context) cfg.context = seq;
   if (cfg.vocab < 261) { /* the byte tokenizer's 256 bytes and 5 special tokens */
     snprintf(err, err_size, "stage '%s': a vocab of %d is smaller than the byte tokenizer's 261 tokens", name,
              cfg.vocab);
-    return false;
+    goto done;
   }
   int batch = (int)setting(settings, "batch"), micro = (int)setting(settings, "micro_batch");
   if (micro < 1 || micro > batch) micro = batch;
@@ -199,19 +191,16 @@ static bool run_stage(json_t *stage, const struct run_options *opt, bool *interr
   uint64_t seed = opt->has_seed ? opt->seed : (uint64_t)setting(settings, "seed");
 
   char backend_err[256];
-  struct backend *backend = cpu_backend_create(
-      &(struct backend_spec){.cfg = cfg, .max_batch = micro, .max_seq = seq, .threads = opt->threads,
-                             .train = true},
-      backend_err, sizeof backend_err);
+  backend = cpu_backend_create(&(struct backend_spec){.cfg = cfg, .max_batch = micro, .max_seq = seq,
+                                                      .threads = opt->threads, .train = true},
+                               backend_err, sizeof backend_err);
   if (!backend) {
     snprintf(err, err_size, "stage '%s': %s", name, backend_err);
-    return false;
+    goto done;
   }
-  bool ok = false;
-  struct batch_source train = {0}, val = {0};
   json_t *sets = json_object_get(stage, "data");
   size_t n_parts = json_array_size(sets);
-  struct data_part *parts = xmalloc((n_parts ? n_parts : 1) * sizeof *parts);
+  parts = xmalloc((n_parts ? n_parts : 1) * sizeof *parts);
   for (size_t i = 0; i < n_parts; i++) {
     json_t *set = json_array_get(sets, i);
     parts[i] = (struct data_part){.name = str(set, "name"), .pattern = str(set, "resolved"),
@@ -222,7 +211,8 @@ static bool run_stage(json_t *stage, const struct run_options *opt, bool *interr
                            .seed = seed, .tokenizer = tokenizer, .template = template,
                            .response_only = strcmp(setting_text(settings, "loss", "response"), "response") == 0,
                            .packing = json_is_true(json_object_get(json_object_get(settings, "packing"), "value"))};
-  if (!starting_weights(stage, opt, backend, seed, err, err_size)) goto done;
+  if (!starting_weights(stage, have_start ? &start : NULL, backend, seed, err, err_size)) goto done;
+  if (have_start) checkpoint_free(&start), have_start = false; /* in the backend now */
   if (!batches_open(&spec, &train, &val, err, err_size)) goto done;
 
   struct stage_run run = {
@@ -250,6 +240,7 @@ static bool run_stage(json_t *stage, const struct run_options *opt, bool *interr
   free(dir);
   if (ok && result.interrupted) *interrupted = true;
 done:
+  if (have_start) checkpoint_free(&start);
   batches_close(&train, &val);
   free(parts);
   backend_destroy(backend);

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "grammar/arena.h"
+#include "grammar/source.h"
 
 struct tokenizer {
   const char *name;
@@ -121,43 +122,19 @@ size_t tokenizer_decode(const struct tokenizer *tok, const int32_t *ids, size_t 
   return total;
 }
 
-/* Well-formed UTF-8, as in the Unicode standard's table 3-7: the second
- * byte's range depends on the first, which rules out overlong forms,
- * surrogates and code points past U+10FFFF. */
 size_t utf8_check(const char *text, size_t len) {
   const unsigned char *s = (const unsigned char *)text;
-  size_t i = 0;
-  while (i < len) {
-    unsigned c = s[i];
-    if (c < 0x80) {
-      i++;
-      continue;
-    }
-    size_t need;
-    unsigned lo = 0x80, hi = 0xBF;
-    if (c >= 0xC2 && c <= 0xDF) need = 1;
-    else if (c >= 0xE0 && c <= 0xEF) {
-      need = 2;
-      if (c == 0xE0) lo = 0xA0;
-      if (c == 0xED) hi = 0x9F;
-    } else if (c >= 0xF0 && c <= 0xF4) {
-      need = 3;
-      if (c == 0xF0) lo = 0x90;
-      if (c == 0xF4) hi = 0x8F;
-    } else
-      return i;
-    if (len - i <= need) return i;
-    if (s[i + 1] < lo || s[i + 1] > hi) return i;
-    for (size_t k = 2; k <= need; k++)
-      if (s[i + k] < 0x80 || s[i + k] > 0xBF) return i;
-    i += need + 1;
+  for (size_t i = 0; i < len;) {
+    size_t n = utf8_sequence_length(s + i, len - i);
+    if (n == 0) return i;
+    i += n;
   }
   return len;
 }
 
 size_t utf8_chars(const char *text, size_t len) {
   size_t n = 0;
-  for (size_t i = 0; i < len; i++) n += ((unsigned char)text[i] & 0xC0) != 0x80; /* continuation bytes are not counted */
+  for (size_t i = 0; i < len; i++) n += utf8_starts_char((unsigned char)text[i]);
   return n;
 }
 
