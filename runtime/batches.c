@@ -34,8 +34,7 @@ static void copy_rows(struct batch *b, const struct data_batch *rows, int B) {
   memcpy(b->weights, rows->weights, n * sizeof *b->weights);
   b->B = B;
   b->T = rows->T;
-  b->counted = 0;
-  for (size_t i = 0; i < n; i++) b->counted += b->weights[i] != 0;
+  b->counted = rows->counted; /* rows past B are padding, with no weight */
 }
 
 static void ensure_rows(struct batches *s, int B, int T) {
