@@ -344,11 +344,11 @@ static int mode_step(int argc, char **argv) {
     t[0] = now();
     be->ops->zero_grad(be);
     t[1] = now();
-    be->ops->forward(be, tokens, targets, B, T, logp);
+    be->ops->forward(be, tokens, targets, B, T, logp, NULL);
     t[2] = now();
     double loss = next_token_loss(logp, targets, n, (double)n, dlogp);
     t[3] = now();
-    be->ops->backward(be, dlogp);
+    be->ops->backward(be, dlogp, NULL);
     t[4] = now();
     double norm = be->ops->grad_norm(be, 1.0);
     t[5] = now();

@@ -25,6 +25,7 @@ struct backend_spec {
   int max_seq;     /* tokens per sequence, at most cfg.context */
   int threads;     /* 0: the library's default */
   bool train;      /* keep activations, gradients and AdamW moments */
+  int gen_rows;    /* rows of the KV cache for generation, each of max_seq tokens (0: none) */
 };
 
 struct adamw_step {
@@ -38,13 +39,28 @@ struct backend;
 
 struct backend_ops {
   const char *name;
-  /* tokens, targets [B, T]; logp [B, T] out. A target < 0 gives logp 0. */
-  void (*forward)(struct backend *, const int32_t *tokens, const int32_t *targets, int B, int T, float *logp);
+  /* tokens, targets [B, T]; logp [B, T] out. A target < 0 gives logp 0.
+   * TARGETS and LOGP NULL: the LM head is skipped (a reward model).
+   * VALUES [B, T] out: the scalar head (cfg.head) at every position, when
+   * the model has one and VALUES is not NULL. */
+  void (*forward)(struct backend *, const int32_t *tokens, const int32_t *targets, int B, int T, float *logp,
+                  float *values);
   /* tokens [B, T]: the logits of the token after each row's last one,
    * logits [B, V] out (sampling). Overwrites the activations. */
   void (*next_logits)(struct backend *, const int32_t *tokens, int B, int T, float *logits);
-  /* dlogp [B, T] of the last forward; adds into the gradients. */
-  void (*backward)(struct backend *, const float *dlogp);
+  /* dlogp [B, T] and dvalues [B, T] of the last forward (either NULL: no
+   * gradient from that output); adds into the gradients. */
+  void (*backward)(struct backend *, const float *dlogp, const float *dvalues);
+  /* Generation with a KV cache of spec.gen_rows independent rows, each
+   * holding at most max_seq tokens; it does not touch what a forward kept
+   * for its backward, so a policy can sample between training steps.
+   * gen_prefill empties row ROW, runs PROMPT (N >= 1 tokens) through it and
+   * writes the logits [V] of the token after it. gen_decode appends
+   * TOKENS[i] to row ROWS[i] for i < N (distinct rows) and writes the
+   * logits [N, V] of the tokens after them. The logits equal next_logits'
+   * on the whole sequence, to rounding. */
+  void (*gen_prefill)(struct backend *, int row, const int32_t *prompt, int n, float *logits);
+  void (*gen_decode)(struct backend *, const int *rows, const int32_t *tokens, int n, float *logits);
   void (*zero_grad)(struct backend *);
   /* The L2 norm of all gradients, times SCALE. */
   double (*grad_norm)(struct backend *, double scale);

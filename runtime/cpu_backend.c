@@ -47,7 +47,9 @@ struct cpu_backend {
 
 static float *tensor(float *base, const struct cpu_backend *b, enum gpt_tensor t) { return base + b->offsets[t]; }
 
-static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t *targets, int B, int T, float *logp) {
+static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t *targets, int B, int T, float *logp,
+                        float *values) {
+  (void)values;
   struct cpu_backend *b = (struct cpu_backend *)be;
   const struct gpt_config *cfg = &be->spec.cfg;
   int C = cfg->width, H = cfg->heads, V = cfg->vocab, L = cfg->layers;
@@ -100,7 +102,7 @@ static void cpu_next_logits(struct backend *be, const int32_t *tokens, int B, in
   int32_t *none = xmalloc(N * sizeof *none);
   float *logp = xmalloc(N * sizeof *logp);
   for (size_t i = 0; i < N; i++) none[i] = -1;
-  cpu_forward(be, tokens, none, B, T, logp);
+  cpu_forward(be, tokens, none, B, T, logp, NULL);
   for (int r = 0; r < B; r++)
     matmul_forward(logits + (size_t)r * V, b->lnf + ((size_t)r * T + T - 1) * C, tensor(b->params, b, GPT_WTE), NULL, 1,
                    C, V);
@@ -108,7 +110,8 @@ static void cpu_next_logits(struct backend *be, const int32_t *tokens, int B, in
   free(logp);
 }
 
-static void cpu_backward(struct backend *be, const float *dlogp) {
+static void cpu_backward(struct backend *be, const float *dlogp, const float *dvalues) {
+  (void)dvalues;
   struct cpu_backend *b = (struct cpu_backend *)be;
   const struct gpt_config *cfg = &be->spec.cfg;
   int C = cfg->width, H = cfg->heads, V = cfg->vocab, L = cfg->layers, B = b->B, T = b->T;

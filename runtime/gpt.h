@@ -26,6 +26,7 @@ struct gpt_config {
   int layers;  /* L */
   int heads;   /* H; divides width */
   int width;   /* C */
+  int head;    /* 1: a scalar head (reward or value) on the final LayerNorm's output; 0: none */
 };
 
 #define GPT_TENSORS(X)                                                                                         \

@@ -67,7 +67,7 @@ double stage_evaluate(const struct stage_run *run, struct batch_source *source, 
       break;
     }
     if (b->B == 0) break; /* the held-out data is done */
-    run->backend->ops->forward(run->backend, b->tokens, b->targets, b->B, b->T, logp);
+    run->backend->ops->forward(run->backend, b->tokens, b->targets, b->B, b->T, logp, NULL);
     sum += objective_loss(run, b, logp, 1.0, dlogp);
     counted += (double)b->counted;
   }
@@ -248,9 +248,9 @@ bool stage_train(const struct stage_run *run, struct stage_result *result, char 
     be->ops->zero_grad(be);
     for (int i = 0; i < used; i++) {
       struct batch *b = &bb.items[i];
-      be->ops->forward(be, b->tokens, b->targets, b->B, b->T, logp);
+      be->ops->forward(be, b->tokens, b->targets, b->B, b->T, logp, NULL);
       loss += objective_loss(run, b, logp, norm, dlogp);
-      be->ops->backward(be, dlogp);
+      be->ops->backward(be, dlogp, NULL);
     }
     double grad_norm = be->ops->grad_norm(be, 1.0);
     double lr = schedule_lr(&run->schedule, step);

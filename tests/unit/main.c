@@ -52,6 +52,11 @@ int main(void) {
   srunner_add_suite(runner, checkpoint_suite());
   srunner_add_suite(runner, reference_suite());
   srunner_add_suite(runner, train_suite());
+  srunner_add_suite(runner, objectives_suite());
+  srunner_add_suite(runner, objective_reference_suite());
+  srunner_add_suite(runner, verifier_suite());
+  srunner_add_suite(runner, generate_suite());
+  srunner_add_suite(runner, examples_suite());
   srunner_run_all(runner, CK_ENV);
   int failed = srunner_ntests_failed(runner);
   srunner_free(runner);

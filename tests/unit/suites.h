@@ -22,6 +22,11 @@ Suite *data_suite(void);
 Suite *checkpoint_suite(void);
 Suite *reference_suite(void);
 Suite *train_suite(void);
+Suite *objectives_suite(void);
+Suite *objective_reference_suite(void);
+Suite *verifier_suite(void);
+Suite *generate_suite(void);
+Suite *examples_suite(void);
 
 /* A text parsed on its own, without imports or checks. */
 struct parsed {

@@ -167,7 +167,7 @@ START_TEST(matches_pytorch) {
 
   /* forward: log-probabilities and the loss */
   struct errors logp_err = errors_for("logp", LOGP_REL, LOGP_ABS);
-  b->ops->forward(b, c->tokens, c->targets, c->batch, c->seq, logp);
+  b->ops->forward(b, c->tokens, c->targets, c->batch, c->seq, logp, NULL);
   check_logp(&logp_err, c, logp);
   double loss = 0;
   int counted = 0;
@@ -182,7 +182,7 @@ START_TEST(matches_pytorch) {
 
   /* backward of the mean loss */
   for (size_t i = 0; i < bt; i++) dlogp[i] = c->targets[i] >= 0 ? (float)(-1.0 / counted) : 0.0f;
-  b->ops->backward(b, dlogp);
+  b->ops->backward(b, dlogp, NULL);
   b->ops->read_grads(b, grads);
   struct errors grad_err = errors_for("grads", GRAD_REL, GRAD_ABS);
   struct errors total_err = errors_for("totals", GRAD_REL, GRAD_ABS);
@@ -201,9 +201,9 @@ START_TEST(matches_pytorch) {
    * log-probabilities every time. */
   float *again = malloc(bt * sizeof *again);
   ck_assert_ptr_nonnull(again);
-  b->ops->forward(b, c->tokens, c->targets, c->batch, c->seq, again);
+  b->ops->forward(b, c->tokens, c->targets, c->batch, c->seq, again, NULL);
   ck_assert_int_eq(memcmp(logp, again, bt * sizeof *logp), 0);
-  b->ops->backward(b, dlogp);
+  b->ops->backward(b, dlogp, NULL);
   b->ops->read_grads(b, grads);
   struct errors twice_err = errors_for("grads x2", GRAD_REL, GRAD_ABS);
   struct errors twice_total = errors_for("totals x2", GRAD_REL, GRAD_ABS);
@@ -222,7 +222,7 @@ START_TEST(matches_pytorch) {
   struct backend *eval = create(c, false);
   eval->ops->write_params(eval, params);
   struct errors eval_err = errors_for("logp", LOGP_REL, LOGP_ABS);
-  eval->ops->forward(eval, c->tokens, c->targets, c->batch, c->seq, again);
+  eval->ops->forward(eval, c->tokens, c->targets, c->batch, c->seq, again, NULL);
   check_logp(&eval_err, c, again);
   report(c, " (no training)", &eval_err, c->f32_logp_rel);
   assert_passed(c, &eval_err);

@@ -135,16 +135,16 @@ START_TEST(accumulation_equals_one_batch) {
 
   struct backend *whole = small_backend(B), *parts = small_backend(1);
   whole->ops->zero_grad(whole);
-  whole->ops->forward(whole, tokens, targets, B, T, logp);
+  whole->ops->forward(whole, tokens, targets, B, T, logp, NULL);
   double loss_whole = masked_next_token_loss(logp, weights, B * T, counted, dlogp);
-  whole->ops->backward(whole, dlogp);
+  whole->ops->backward(whole, dlogp, NULL);
 
   parts->ops->zero_grad(parts);
   double loss_parts = 0;
   for (int m = 0; m < B; m++) {
-    parts->ops->forward(parts, tokens + m * T, targets + m * T, 1, T, logp);
+    parts->ops->forward(parts, tokens + m * T, targets + m * T, 1, T, logp, NULL);
     loss_parts += masked_next_token_loss(logp, weights + m * T, T, counted, dlogp);
-    parts->ops->backward(parts, dlogp);
+    parts->ops->backward(parts, dlogp, NULL);
   }
   ck_assert_double_eq_tol(loss_whole, loss_parts, 1e-6 * fabs(loss_whole));
   size_t n = whole->n_params;
@@ -185,9 +185,9 @@ START_TEST(prompt_positions_contribute_nothing) {
   float *grads[2] = {g1, g2};
   for (int r = 0; r < 2; r++) {
     b->ops->zero_grad(b);
-    b->ops->forward(b, tokens, runs[r], B, T, logp);
+    b->ops->forward(b, tokens, runs[r], B, T, logp, NULL);
     masked_next_token_loss(logp, weights, B * T, counted, dlogp);
-    b->ops->backward(b, dlogp);
+    b->ops->backward(b, dlogp, NULL);
     b->ops->read_grads(b, grads[r]);
   }
   ck_assert(memcmp(g1, g2, n * sizeof *g1) == 0);
@@ -215,8 +215,8 @@ START_TEST(inference_in_row_chunks) {
   train->ops->read_params(train, p);
   infer->ops->write_params(infer, p);
   free(p);
-  train->ops->forward(train, tokens, targets, B, T, a);
-  infer->ops->forward(infer, tokens, targets, B, T, b2);
+  train->ops->forward(train, tokens, targets, B, T, a, NULL);
+  infer->ops->forward(infer, tokens, targets, B, T, b2, NULL);
   double worst = 0;
   for (int i = 0; i < B * T; i++) worst = fmax(worst, fabs((double)a[i] - b2[i]) / fmax(1e-6, fabs((double)a[i])));
   ck_assert_double_lt(worst, 1e-6);

@@ -1,0 +1,1 @@
+/* filled by tests/reference/objectives_reference.py */

@@ -1,0 +1,2 @@
+#include "tests/unit/suites.h"
+Suite *objectives_suite(void) { return suite_create("objectives"); }

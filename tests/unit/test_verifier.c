@@ -1,0 +1,2 @@
+#include "tests/unit/suites.h"
+Suite *verifier_suite(void) { return suite_create("verifier"); }
