@@ -32,72 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <time.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
-#include "runtime/backend.h"
-#include "runtime/gpt.h"
+#define BENCH_NAME "train_cpu"
+#include "bench_model.h"
 #include "runtime/objectives/objectives.h"
-#include "runtime/rng.h"
 #include "runtime/schedule.h"
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
-}
-
-static void die(const char *msg) {
-  fprintf(stderr, "train_cpu: %s\n", msg);
-  exit(1);
-}
-
-static void *alloc(size_t n) {
-  void *p = malloc(n ? n : 1);
-  if (!p) die("out of memory");
-  return p;
-}
-
-static int arg_int(const char *s) {
-  char *end;
-  long v = strtol(s, &end, 10);
-  if (*s == '\0' || *end != '\0' || v < 0 || v > 1000000000L) {
-    fprintf(stderr, "train_cpu: not a count: '%s'\n", s);
-    exit(2);
-  }
-  return (int)v;
-}
-
-static void set_threads(int threads) {
-  if (threads <= 0) return;
-  openblas_set_num_threads(threads);
-#ifdef _OPENMP
-  omp_set_num_threads(threads);
-#endif
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
-static double median(const double *v, int n) {
-  double *s = alloc((size_t)n * sizeof *s);
-  memcpy(s, v, (size_t)n * sizeof *s);
-  qsort(s, (size_t)n, sizeof *s, cmp_double);
-  double m = n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
-  free(s);
-  return m;
-}
-
-static double minimum(const double *v, int n) {
-  double m = v[0];
-  for (int i = 1; i < n; i++)
-    if (v[i] < m) m = v[i];
-  return m;
-}
 
 static double maximum(const double *v, int n) {
   double m = v[0];
@@ -266,37 +205,6 @@ static long peak_rss_kib(void) {
   return ru.ru_maxrss;
 }
 
-/* GPT-2's initialisation in shape (LayerNorm weights 1, biases 0, the
- * other weights of standard deviation 0.02, the residual projections
- * 0.02 / sqrt(2 L)), but uniform rather than normal: gpt_init's Box-Muller
- * takes seconds for GPT-2 small, and the step's speed does not depend on
- * the distribution. */
-static void init_params(const struct gpt_config *cfg, float *params) {
-  size_t offsets[GPT_TENSOR_COUNT];
-  gpt_tensor_offsets(cfg, offsets);
-  struct rng r = rng_seed(1);
-  for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
-    float *p = params + offsets[t];
-    size_t n = gpt_tensor_size(cfg, (enum gpt_tensor)t);
-    double std = 0.02;
-    switch ((enum gpt_tensor)t) {
-    case GPT_LN1W: case GPT_LN2W: case GPT_LNFW:
-      for (size_t i = 0; i < n; i++) p[i] = 1.0f;
-      continue;
-    case GPT_LN1B: case GPT_LN2B: case GPT_LNFB: case GPT_QKVB: case GPT_ATTPROJB: case GPT_FCB: case GPT_FCPROJB:
-      memset(p, 0, n * sizeof *p);
-      continue;
-    case GPT_ATTPROJW: case GPT_FCPROJW:
-      std = 0.02 / sqrt(2.0 * cfg->layers);
-      break;
-    default:
-      break;
-    }
-    double a = 2.0 * sqrt(3.0) * std; /* uniform on [-a/2, a/2] has this std */
-    for (size_t i = 0; i < n; i++) p[i] = (float)((rng_uniform(&r) - 0.5) * a);
-  }
-}
-
 enum { PH_ZERO, PH_FORWARD, PH_LOSS, PH_BACKWARD, PH_NORM, PH_STEP, PH_COUNT };
 static const char *phase_name[PH_COUNT] = {"zero_grad", "forward", "objective", "backward", "grad_norm", "adamw"};
 
@@ -304,8 +212,7 @@ static int mode_step(int argc, char **argv) {
   if (argc != 10) die("usage: train_cpu step THREADS V CTX L H C B T WARMUP STEPS");
   int threads = arg_int(argv[0]);
   /* CTX sizes the position table only: sequences of T <= CTX tokens. */
-  struct gpt_config cfg = {.vocab = arg_int(argv[1]), .context = arg_int(argv[2]), .layers = arg_int(argv[3]),
-                           .heads = arg_int(argv[4]), .width = arg_int(argv[5])};
+  struct gpt_config cfg = arg_model(argv + 1);
   int B = arg_int(argv[6]), T = arg_int(argv[7]), warmup = arg_int(argv[8]), steps = arg_int(argv[9]);
   if (steps < 1) die("step: at least one timed step");
   set_threads(threads);
@@ -313,16 +220,8 @@ static int mode_step(int argc, char **argv) {
 
   double t_setup = now();
   struct backend_spec spec = {.cfg = cfg, .max_batch = B, .max_seq = T, .threads = threads, .train = true};
-  char err[256];
-  struct backend *be = cpu_backend_create(&spec, err, sizeof err);
-  if (!be) die(err);
+  struct backend *be = bench_backend(&spec);
   size_t P = be->n_params, n = (size_t)B * T;
-  {
-    float *params = alloc(P * sizeof *params);
-    init_params(&cfg, params);
-    be->ops->write_params(be, params);
-    free(params);
-  }
   /* One batch of random token ids; the targets are the next tokens. */
   int32_t *seq = alloc((n + 1) * sizeof *seq), *tokens = alloc(n * sizeof *tokens), *targets = alloc(n * sizeof *targets);
   struct rng r = rng_seed(7);

@@ -592,7 +592,7 @@ static const char sample_usage[] =
     "Generates text from a trained stage, the folder 'trainpipe run' wrote for\n"
     "it (runs/NAME/STAGE), so that a person can see what the stage did: a\n"
     "pre-trained model continues the prompt, one tuned on demonstrations\n"
-    "answers it. The text is written as it is drawn, one token at a time.\n"
+    "answers it. The text is written once it is complete.\n"
     "\n"
     "options:\n"
     "  --prompt=TEXT       the text to continue, or with --chat to answer\n"
@@ -601,6 +601,8 @@ static const char sample_usage[] =
     "  --temperature=T     0 for the likeliest token each time; higher is more\n"
     "                      varied (default 0.8)\n"
     "  --top-k=K           draw from the K likeliest tokens only (default: all)\n"
+    "  --top-p=P           draw from the fewest likeliest tokens whose probabilities\n"
+    "                      add up to P, above 0 and at most 1 (default 1: all)\n"
     "  --max-tokens=N      at most N tokens (default 200)\n"
     "  --seed=N            the draws' seed (default 0): the same seed and\n"
     "                      --threads, the same text\n"
@@ -620,7 +622,7 @@ static bool parse_real(const char *v, double min, double max, double *out) {
 
 static int cmd_sample(int argc, char **argv, FILE *out, FILE *err) {
   const char *dir = NULL, *prompt = NULL;
-  struct sample_options so = {.temperature = 0.8, .max_tokens = 200};
+  struct sample_options so = {.temperature = 0.8, .top_p = 1.0, .max_tokens = 200};
   int threads = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
@@ -642,6 +644,9 @@ static int cmd_sample(int argc, char **argv, FILE *out, FILE *err) {
     } else if ((v = option_value("--top-k", argc, argv, &i))) {
       if (!parse_count(v, 0, &n) || n > 10000000) return usage_error(err, "sample: --top-k expects a count, not '%s'", v);
       so.top_k = (int)n;
+    } else if ((v = option_value("--top-p", argc, argv, &i))) {
+      if (!parse_real(v, 0, 1, &so.top_p) || so.top_p == 0)
+        return usage_error(err, "sample: --top-p expects a number above 0, up to 1, not '%s'", v);
     } else if ((v = option_value("--max-tokens", argc, argv, &i))) {
       if (!parse_count(v, 1, &n) || n > 1000000)
         return usage_error(err, "sample: --max-tokens expects a count from 1, not '%s'", v);
@@ -669,8 +674,9 @@ static int cmd_sample(int argc, char **argv, FILE *out, FILE *err) {
   enum chat_template template;
   struct backend *model = NULL;
   if (tok && template_find(ck.template, &template, why, sizeof why)) {
+    /* one generation row: sample_text generates through the KV cache */
     model = cpu_backend_create(&(struct backend_spec){.cfg = ck.cfg, .max_batch = 1, .max_seq = ck.cfg.context,
-                                                      .threads = threads, .train = false},
+                                                      .threads = threads, .train = false, .gen_rows = 1},
                                why, sizeof why);
   }
   if (model) {

@@ -498,7 +498,23 @@ static json_t *stage_json(struct planner *p, const struct item *stage) {
   const struct ident *ref = reference_name(stage), *rew = reward_name(stage);
   if (ref) json_object_set_new(s, "reference", text_json(ref->text, ref->len));
   if (rew) json_object_set_new(s, "reward", text_json(rew->text, rew->len));
-  else if (item_entry(stage, "reward")) json_object_set_new(s, "reward", json_string("verifier"));
+  /* a reference or reward that names a loaded model, not a stage: where
+   * run finds its weights */
+  const struct ident *named[] = {ref, rew};
+  const char *keys[] = {"reference_checkpoint", "reward_checkpoint"};
+  for (size_t i = 0; i < 2; i++) {
+    const struct item *m = named[i] ? lookup(p, named[i]) : NULL;
+    const struct arg *where = m && m->kind == ITEM_MODEL && m->init && m->init->kind == EXPR_CALL ? m->init->u.call.args
+                                                                                                 : NULL;
+    if (where && !where->name.text && where->value->kind == EXPR_STRING)
+      json_object_set_new(s, keys[i], absolute_path_json(program_resolve_path(p->prog, m, where->value->u.string.text)));
+  }
+  if (!rew && item_entry(stage, "reward")) {
+    const struct entry *re = item_entry(stage, "reward");
+    json_object_set_new(s, "reward", json_string("verifier"));
+    if (re->value->kind == EXPR_CALL)
+      json_object_set_new(s, "verifier", settings_json(p, OWNER_VERIFIER, NULL, re->value->u.call.args));
+  }
 
   /* work: tokens through the model, steps, FLOPs by part */
   double bpt = 4; /* BPE: about 4 bytes a token */
@@ -595,6 +611,69 @@ static json_t *stage_json(struct planner *p, const struct item *stage) {
 
 /* ---- the plan --------------------------------------------------------------- */
 
+/* ---- assertions: gates evaluated by `run` ------------------------------- */
+
+static const char *const op_names[] = {
+    [OP_NEG] = "neg", [OP_NOT] = "not", [OP_ADD] = "+", [OP_SUB] = "-", [OP_MUL] = "*", [OP_DIV] = "/",
+    [OP_LT] = "<", [OP_LE] = "<=", [OP_GT] = ">", [OP_GE] = ">=", [OP_EQ] = "==", [OP_NE] = "!=",
+    [OP_AND] = "and", [OP_OR] = "or",
+};
+
+/* An assertion's expression as a tree the runner evaluates: numbers,
+ * booleans, {"metric": [stage, name]} and {"op", "lhs", "rhs"}; the checker
+ * has refused anything else. Adds the stages it reads to STAGES. */
+static json_t *assert_expr_json(const struct expr *e, json_t *stages) {
+  switch (e->kind) {
+  case EXPR_NUMBER: return json_real(e->u.number.value);
+  case EXPR_PERCENT: return json_real(e->u.number.value / 100);
+  case EXPR_BOOL: return json_boolean(e->u.boolean);
+  case EXPR_MEMBER: {
+    if (e->u.member.object->kind != EXPR_NAME) return json_null();
+    const struct ident *st = &e->u.member.object->u.name, *m = &e->u.member.member;
+    json_t *stage = text_json(st->text, st->len), *pair = json_array();
+    bool seen = false;
+    size_t i;
+    json_t *v;
+    json_array_foreach(stages, i, v) seen |= json_equal(v, stage);
+    if (!seen) json_array_append(stages, stage);
+    json_array_append_new(pair, stage);
+    json_array_append_new(pair, text_json(m->text, m->len));
+    json_t *out = json_object();
+    json_object_set_new(out, "metric", pair);
+    return out;
+  }
+  case EXPR_UNARY:
+  case EXPR_BINARY: {
+    json_t *out = json_object();
+    json_object_set_new(out, "op", json_string(op_names[e->u.op.op]));
+    if (e->u.op.lhs) json_object_set_new(out, "lhs", assert_expr_json(e->u.op.lhs, stages));
+    json_object_set_new(out, "rhs", assert_expr_json(e->u.op.rhs, stages));
+    return out;
+  }
+  default: return json_null();
+  }
+}
+
+static json_t *asserts_json(struct program *prog) {
+  json_t *out = json_array();
+  for (size_t f = 0; f < prog->n_files; f++) {
+    if (!program_is_main(prog, prog->files[f]->file)) continue; /* an import's gates are its own pipeline's */
+    for (const struct item *it = prog->files[f]->items; it; it = it->next) {
+      if (it->kind != ITEM_ASSERT || !it->cond) continue;
+      struct source *src = prog->sources.items[it->cond->span.file];
+      json_t *a = json_object(), *stages = json_array();
+      json_object_set_new(a, "text", text_json(src->text + it->cond->span.start, it->cond->span.end - it->cond->span.start));
+      char at[512];
+      snprintf(at, sizeof at, "%s:%u:%u", src->path, it->span.line, it->span.col);
+      json_object_set_new(a, "at", json_string(at));
+      json_object_set_new(a, "expr", assert_expr_json(it->cond, stages));
+      json_object_set_new(a, "stages", stages);
+      json_array_append_new(out, a);
+    }
+  }
+  return out;
+}
+
 json_t *plan_build(struct program *prog, const struct plan_options *opt) {
   struct planner p = {.prog = prog, .opt = opt, .device = device_find(opt->device)};
   if (!p.device) p.device = &devices[0];
@@ -650,6 +729,7 @@ json_t *plan_build(struct program *prog, const struct plan_options *opt) {
   }
   free(order);
   json_object_set_new(plan, "stages", stages);
+  json_object_set_new(plan, "asserts", asserts_json(prog));
   json_t *totals = json_object();
   json_object_set_new(totals, "stages", json_integer((json_int_t)n));
   json_object_set_new(totals, "flops", number_json(round(flops)));
@@ -821,6 +901,13 @@ void plan_print_text(FILE *out, json_t *plan) {
     if (json_object_get(s, "tokens_per_parameter"))
       fprintf(out, "   %-10s %.1f tokens per parameter (compute-optimal is about 20)\n", "chinchilla",
               num(s, "tokens_per_parameter"));
+  }
+  json_t *asserts = json_object_get(plan, "asserts");
+  if (json_array_size(asserts) > 0) {
+    fprintf(out, "\ngates, checked by run once their stages finish (a failed one stops the stages after them):\n");
+    size_t k;
+    json_t *gate;
+    json_array_foreach(asserts, k, gate) fprintf(out, "   assert %s\n", json_string_value(json_object_get(gate, "text")));
   }
   json_t *t = json_object_get(plan, "totals");
   if (isnan(num(t, "flops"))) {

@@ -1,8 +1,13 @@
 /* Checkpoints (see checkpoint.h). A checkpoint is a folder:
  *
- *   model.safetensors      the parameters, one tensor per gpt.h tensor
+ *   model.safetensors      the parameters, one tensor per gpt.h tensor (the
+ *                          scalar head's, headw and headb, only when the
+ *                          model has one)
  *   optimizer.safetensors  AdamW's moments as "m.NAME" and "v.NAME", when given
  *   checkpoint.json        everything else, and the names of the files above
+ *
+ * Whether a model has a scalar head is read from the tensors themselves;
+ * checkpoint.json's "head" (the head's role) must agree with them.
  *
  * checkpoint.json is the commit record: a reader trusts only a folder that
  * has one, and only the files it names. A save therefore
@@ -55,7 +60,8 @@
  * that system calls are few, small enough not to matter beside the model. */
 #define CHUNK_FLOATS (64 * 1024)
 
-/* A model has GPT_TENSOR_COUNT tensors, the optimizer file twice as many. */
+/* A model has at most GPT_TENSOR_COUNT tensors, the optimizer file twice
+ * as many. */
 #define MAX_TENSORS (2 * GPT_TENSOR_COUNT)
 
 static bool fail(char *err, size_t err_size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -247,12 +253,16 @@ static bool count_params(const struct gpt_config *cfg, size_t counts[GPT_TENSOR_
   return true;
 }
 
-/* Appends the tensors of one file: every parameter tensor, named with
- * PREFIX ("", "m.", "v."), in the layout's order. */
+static bool is_head_tensor(enum gpt_tensor t) { return t == GPT_HEADW || t == GPT_HEADB; }
+
+/* Appends the tensors of one file: every parameter tensor of CFG (the
+ * head's only when it has one), named with PREFIX ("", "m.", "v."), in the
+ * layout's order; returns the new count. */
 static int add_tensors(struct tensor *ts, int n, const struct gpt_config *cfg, const size_t counts[GPT_TENSOR_COUNT],
                        const char *prefix) {
-  for (int t = 0; t < GPT_TENSOR_COUNT; t++, n++) {
-    struct tensor *x = &ts[n];
+  for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
+    if (!cfg->head && is_head_tensor((enum gpt_tensor)t)) continue;
+    struct tensor *x = &ts[n++];
     memset(x, 0, sizeof *x);
     snprintf(x->name, sizeof x->name, "%s%s", prefix, gpt_tensor_name((enum gpt_tensor)t));
     x->dims = gpt_tensor_shape(cfg, (enum gpt_tensor)t, x->shape);
@@ -261,19 +271,20 @@ static int add_tensors(struct tensor *ts, int n, const struct gpt_config *cfg, c
   return n;
 }
 
-/* Points the GPT_TENSOR_COUNT tensors from TS into the parameter-layout
- * buffer BUF. */
-static void place_tensors(struct tensor *ts, float *buf) {
+/* Points the N tensors from TS, one model's in the layout's order, into
+ * the parameter-layout buffer BUF. */
+static void place_tensors(struct tensor *ts, int n, float *buf) {
   size_t at = 0;
-  for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
+  for (int t = 0; t < n; t++) {
     ts[t].data = buf + at;
     at += ts[t].count;
   }
 }
 
-/* What the files record of the config, so that each is self-describing:
- * safetensors metadata maps strings to strings. */
-static json_t *config_metadata(const struct gpt_config *cfg) {
+/* What the files record of the config, and the head's role when there is
+ * a head, so that each is self-describing: safetensors metadata maps
+ * strings to strings. */
+static json_t *config_metadata(const struct gpt_config *cfg, const char *head) {
   const struct { const char *key; int value; } dims[] = {
       {"vocab", cfg->vocab}, {"context", cfg->context}, {"layers", cfg->layers}, {"heads", cfg->heads},
       {"width", cfg->width},
@@ -285,6 +296,7 @@ static json_t *config_metadata(const struct gpt_config *cfg) {
     snprintf(text, sizeof text, "%d", dims[i].value);
     json_object_set_new(meta, dims[i].key, json_string(text));
   }
+  if (cfg->head) json_object_set_new(meta, "head", json_string(head));
   return meta;
 }
 
@@ -384,6 +396,24 @@ static bool stage_safetensors(const char *dir, const char *name, const struct te
   return true;
 }
 
+/* The roles a scalar head can have. */
+static bool known_head_role(const char *role) {
+  return strcmp(role, "reward") == 0 || strcmp(role, "value") == 0;
+}
+
+/* A role for a model with a head, and none for a model without. */
+static bool valid_head(const struct checkpoint *ck, char *err, size_t err_size) {
+  if (strnlen(ck->head, sizeof ck->head) == sizeof ck->head)
+    return fail(err, err_size, "checkpoint: the head's role is not a terminated string");
+  if (ck->head[0] && !known_head_role(ck->head))
+    return fail(err, err_size, "checkpoint: the head's role is \"%s\"; it is \"reward\" or \"value\"", ck->head);
+  if (ck->cfg.head && !ck->head[0])
+    return fail(err, err_size, "checkpoint: the model has a scalar head but no role for it (\"reward\" or \"value\")");
+  if (!ck->cfg.head && ck->head[0])
+    return fail(err, err_size, "checkpoint: the head's role is \"%s\" but the model has no scalar head", ck->head);
+  return true;
+}
+
 static bool valid_text(const char *text, size_t size, const char *what, char *err, size_t err_size) {
   if (strnlen(text, size) == size) return fail(err, err_size, "checkpoint: %s is not a terminated string", what);
   json_t *s = json_string(text);
@@ -407,6 +437,7 @@ static char *checkpoint_json(const struct checkpoint *ck, bool with_optimizer, s
   json_object_set_new(root, "template", json_string(ck->template));
   json_object_set_new(root, "stage", json_string(ck->stage));
   json_object_set_new(root, "state", json_string(ck->state));
+  if (ck->head[0]) json_object_set_new(root, "head", json_string(ck->head));
   json_object_set_new(root, "step", json_integer(ck->step));
   json_object_set_new(root, "tokens", json_real(ck->tokens));
   json_object_set_new(root, "parameters", json_integer((json_int_t)params));
@@ -444,7 +475,7 @@ bool checkpoint_save(const char *dir, const struct checkpoint *ck, char *err, si
   if (!valid_text(ck->tokenizer, sizeof ck->tokenizer, "the tokenizer", err, err_size) ||
       !valid_text(ck->template, sizeof ck->template, "the template", err, err_size) ||
       !valid_text(ck->stage, sizeof ck->stage, "the stage name", err, err_size) ||
-      !valid_text(ck->state, sizeof ck->state, "the state", err, err_size))
+      !valid_text(ck->state, sizeof ck->state, "the state", err, err_size) || !valid_head(ck, err, err_size))
     return false;
   bool with_optimizer = ck->m != NULL;
   char *json_text = checkpoint_json(ck, with_optimizer, params, err, err_size);
@@ -457,14 +488,15 @@ bool checkpoint_save(const char *dir, const struct checkpoint *ck, char *err, si
     remove_stale_temporaries(dir);
     struct tensor ts[MAX_TENSORS];
     int n = add_tensors(ts, 0, &ck->cfg, counts, "");
-    place_tensors(ts, ck->params);
-    ok = stage_safetensors(dir, MODEL_FILE, ts, n, config_metadata(&ck->cfg), &model, err, err_size);
+    place_tensors(ts, n, ck->params);
+    ok = stage_safetensors(dir, MODEL_FILE, ts, n, config_metadata(&ck->cfg, ck->head), &model, err, err_size);
     if (ok && with_optimizer) {
-      n = add_tensors(ts, 0, &ck->cfg, counts, "m.");
-      n = add_tensors(ts, n, &ck->cfg, counts, "v.");
-      place_tensors(ts, ck->m);
-      place_tensors(ts + GPT_TENSOR_COUNT, ck->v);
-      ok = stage_safetensors(dir, OPTIMIZER_FILE, ts, n, config_metadata(&ck->cfg), &optimizer, err, err_size);
+      int per_file = add_tensors(ts, 0, &ck->cfg, counts, "m.");
+      n = add_tensors(ts, per_file, &ck->cfg, counts, "v.");
+      place_tensors(ts, per_file, ck->m);
+      place_tensors(ts + per_file, per_file, ck->v);
+      ok = stage_safetensors(dir, OPTIMIZER_FILE, ts, n, config_metadata(&ck->cfg, ck->head), &optimizer, err,
+                             err_size);
     }
   }
   if (ok) {
@@ -564,10 +596,11 @@ static bool check_entry(const char *path, const char *key, const json_t *entry, 
   return true;
 }
 
-/* __metadata__ maps strings to strings; what it says of the config must
- * agree with checkpoint.json (the shapes cannot tell the number of heads). */
-static bool check_metadata(const char *path, const json_t *meta, const struct gpt_config *cfg, char *err,
-                           size_t err_size) {
+/* __metadata__ maps strings to strings; what it says of the config and of
+ * the head's role (HEAD) must agree with checkpoint.json (the shapes
+ * cannot tell the number of heads). */
+static bool check_metadata(const char *path, const json_t *meta, const struct gpt_config *cfg, const char *head,
+                           char *err, size_t err_size) {
   if (!json_is_object(meta)) return fail(err, err_size, "%s: __metadata__ is not a JSON object", path);
   const char *key;
   const json_t *value;
@@ -587,30 +620,37 @@ static bool check_metadata(const char *path, const json_t *meta, const struct gp
       return fail(err, err_size, "%s: __metadata__ says %s %s; checkpoint.json says %s", path, dims[i].key,
                   json_string_value(v), want);
   }
+  const json_t *role = json_object_get(meta, "head");
+  if (role && strcmp(json_string_value(role), head) != 0)
+    return fail(err, err_size, "%s: __metadata__ says head \"%s\"; checkpoint.json says \"%s\"", path,
+                json_string_value(role), head);
   return true;
 }
 
-/* A safetensors file whose header has been checked. */
+/* A safetensors file whose header has been read. */
 struct st_file {
   char *path;
   int fd;
+  json_t *header;      /* the header's JSON object */
   uint64_t data_start; /* 8 + the header size */
+  uint64_t data_len;   /* the bytes after it */
 };
 
 static void st_close(struct st_file *f) {
   if (f->fd >= 0) close(f->fd);
   free(f->path);
+  json_decref(f->header);
   f->fd = -1;
   f->path = NULL;
+  f->header = NULL;
 }
 
-/* Opens DIR/NAME and checks that its header describes exactly the N
- * tensors TS, with their dtype and shapes, tiling the data that follows
- * with neither gaps nor overlaps. Nothing is allocated from what the file
- * claims until it has been checked against the file's size. */
-static bool st_open(const char *dir, const char *name, struct tensor *ts, int n, const struct gpt_config *cfg,
-                    struct st_file *f, char *err, size_t err_size) {
+/* Opens DIR/NAME and reads its header, a JSON object. Nothing is
+ * allocated from what the file claims until it has been checked against
+ * the file's size. */
+static bool st_open(const char *dir, const char *name, struct st_file *f, char *err, size_t err_size) {
   f->fd = -1;
+  f->header = NULL;
   f->path = join(dir, name);
   if (!f->path) return fail(err, err_size, "%s/%s: out of memory", dir, name);
   const char *path = f->path;
@@ -669,29 +709,48 @@ static bool st_open(const char *dir, const char *name, struct tensor *ts, int n,
     fail(err, err_size, "%s: the header is not a JSON object", path);
     goto done;
   }
+  f->header = root;
+  root = NULL;
+  f->data_start = 8 + header_len;
+  f->data_len = data_len;
+  ok = true;
+done:
+  json_decref(root);
+  free(header);
+  if (!ok) st_close(f);
+  return ok;
+}
 
+/* Whether the header of a model file F holds any tensor of the scalar
+ * head. */
+static bool st_has_head(const struct st_file *f) {
+  return json_object_get(f->header, gpt_tensor_name(GPT_HEADW)) ||
+         json_object_get(f->header, gpt_tensor_name(GPT_HEADB));
+}
+
+/* Checks that the header of F describes exactly the N tensors TS, with
+ * their dtype and shapes, tiling the data that follows with neither gaps
+ * nor overlaps, and that its metadata agrees with CFG and HEAD. */
+static bool st_check(const struct st_file *f, struct tensor *ts, int n, const struct gpt_config *cfg, const char *head,
+                     char *err, size_t err_size) {
+  const char *path = f->path;
+  uint64_t data_len = f->data_len;
   const char *key;
   json_t *entry;
-  json_object_foreach(root, key, entry) {
+  json_object_foreach(f->header, key, entry) {
     if (strcmp(key, "__metadata__") == 0) {
-      if (!check_metadata(path, entry, cfg, err, err_size)) goto done;
+      if (!check_metadata(path, entry, cfg, head, err, err_size)) return false;
       continue;
     }
     struct tensor *x = NULL;
     for (int i = 0; i < n && !x; i++)
       if (strcmp(ts[i].name, key) == 0) x = &ts[i];
-    if (!x) {
-      fail(err, err_size, "%s: unexpected tensor '%s'", path, key);
-      goto done;
-    }
-    if (!check_entry(path, key, entry, x, data_len, err, err_size)) goto done;
+    if (!x) return fail(err, err_size, "%s: unexpected tensor '%s'", path, key);
+    if (!check_entry(path, key, entry, x, data_len, err, err_size)) return false;
     x->seen = true;
   }
   for (int i = 0; i < n; i++)
-    if (!ts[i].seen) {
-      fail(err, err_size, "%s: tensor '%s' is missing", path, ts[i].name);
-      goto done;
-    }
+    if (!ts[i].seen) return fail(err, err_size, "%s: tensor '%s' is missing", path, ts[i].name);
 
   /* In the order of their offsets, the tensors must tile the data exactly:
    * every byte belongs to one tensor. */
@@ -704,29 +763,18 @@ static bool st_open(const char *dir, const char *name, struct tensor *ts, int n,
   uint64_t at = 0;
   for (int k = 0; k < n; k++) {
     const struct tensor *x = &ts[order[k]];
-    if (x->begin < at) {
-      fail(err, err_size, "%s: tensors '%s' and '%s' overlap", path, ts[order[k - 1]].name, x->name);
-      goto done;
-    }
-    if (x->begin > at) {
-      fail(err, err_size, "%s: the data is not contiguous: bytes %llu to %llu before tensor '%s' belong to no tensor",
-           path, (unsigned long long)at, (unsigned long long)x->begin, x->name);
-      goto done;
-    }
+    if (x->begin < at)
+      return fail(err, err_size, "%s: tensors '%s' and '%s' overlap", path, ts[order[k - 1]].name, x->name);
+    if (x->begin > at)
+      return fail(err, err_size,
+                  "%s: the data is not contiguous: bytes %llu to %llu before tensor '%s' belong to no tensor", path,
+                  (unsigned long long)at, (unsigned long long)x->begin, x->name);
     at = x->end;
   }
-  if (at != data_len) {
-    fail(err, err_size, "%s: %llu bytes after the last tensor belong to no tensor", path,
-         (unsigned long long)(data_len - at));
-    goto done;
-  }
-  f->data_start = 8 + header_len;
-  ok = true;
-done:
-  json_decref(root);
-  free(header);
-  if (!ok) st_close(f);
-  return ok;
+  if (at != data_len)
+    return fail(err, err_size, "%s: %llu bytes after the last tensor belong to no tensor", path,
+                (unsigned long long)(data_len - at));
+  return true;
 }
 
 /* Reads the checked tensors TS into their places. The bytes are
@@ -773,6 +821,9 @@ static bool get_file_name(const char *path, const json_t *files, const char *key
   return true;
 }
 
+/* checkpoint.json's fields into CK, but for cfg.head, which the model
+ * file's tensors tell (check_head), and the parameter count, which
+ * depends on it (check_parameters). */
 static bool parse_checkpoint_json(const char *path, const json_t *root, struct checkpoint *ck, const char **model,
                                   const char **optimizer, char *err, size_t err_size) {
   if (!json_is_object(root)) return fail(err, err_size, "%s: not a JSON object", path);
@@ -800,7 +851,9 @@ static bool parse_checkpoint_json(const char *path, const json_t *root, struct c
   const char *problem = gpt_config_problem(&ck->cfg);
   if (problem) return fail(err, err_size, "%s: the config is invalid: %s", path, problem);
   size_t counts[GPT_TENSOR_COUNT], params;
-  if (!count_params(&ck->cfg, counts, &params))
+  struct gpt_config with_head = ck->cfg;
+  with_head.head = 1;
+  if (!count_params(&with_head, counts, &params))
     return fail(err, err_size, "%s: the config is too large to address", path);
 
   if (!get_text(path, root, "tokenizer", ck->tokenizer, sizeof ck->tokenizer, err, err_size) ||
@@ -808,6 +861,11 @@ static bool parse_checkpoint_json(const char *path, const json_t *root, struct c
       !get_text(path, root, "stage", ck->stage, sizeof ck->stage, err, err_size) ||
       !get_text(path, root, "state", ck->state, sizeof ck->state, err, err_size))
     return false;
+  if (json_object_get(root, "head")) {
+    if (!get_text(path, root, "head", ck->head, sizeof ck->head, err, err_size)) return false;
+    if (!known_head_role(ck->head))
+      return fail(err, err_size, "%s: \"head\" is \"%s\"; it is \"reward\" or \"value\"", path, ck->head);
+  }
   const json_t *step = json_object_get(root, "step");
   if (!json_is_integer(step) || json_integer_value(step) < 0 || json_integer_value(step) > LONG_MAX)
     return fail(err, err_size, "%s: \"step\" must be a non-negative integer", path);
@@ -816,13 +874,6 @@ static bool parse_checkpoint_json(const char *path, const json_t *root, struct c
   if (!json_is_number(tokens) || !(json_number_value(tokens) >= 0))
     return fail(err, err_size, "%s: \"tokens\" must be a non-negative number", path);
   ck->tokens = json_number_value(tokens);
-
-  const json_t *count = json_object_get(root, "parameters");
-  uint64_t claimed;
-  if (!get_count(count, &claimed)) return fail(err, err_size, "%s: \"parameters\" must be a count", path);
-  if (claimed != params)
-    return fail(err, err_size, "%s: \"parameters\" says %llu; the config has %zu", path, (unsigned long long)claimed,
-                params);
 
   const json_t *files = json_object_get(root, "files");
   if (!json_is_object(files)) return fail(err, err_size, "%s: \"files\" must be an object", path);
@@ -833,6 +884,35 @@ static bool parse_checkpoint_json(const char *path, const json_t *root, struct c
 
   const json_t *resume = json_object_get(root, "resume");
   ck->resume = resume && !json_is_null(resume) ? json_incref((json_t *)resume) : NULL;
+  return true;
+}
+
+/* Whether the model has a scalar head, from the tensors of its file F:
+ * checkpoint.json's "head" (at PATH) must name a role exactly when they
+ * are there. */
+static bool check_head(const char *path, const struct st_file *f, struct checkpoint *ck, char *err, size_t err_size) {
+  bool tensors = st_has_head(f);
+  if (tensors && !ck->head[0])
+    return fail(err, err_size, "%s: %s holds a scalar head (headw, headb) but \"head\" gives it no role", path,
+                f->path);
+  if (!tensors && ck->head[0])
+    return fail(err, err_size, "%s: \"head\" is \"%s\" but %s holds no scalar head (headw, headb)", path, ck->head,
+                f->path);
+  ck->cfg.head = tensors;
+  return true;
+}
+
+/* checkpoint.json's "parameters" against the config, head included. */
+static bool check_parameters(const char *path, const json_t *root, const struct gpt_config *cfg, char *err,
+                             size_t err_size) {
+  size_t counts[GPT_TENSOR_COUNT], params;
+  count_params(cfg, counts, &params); /* parse_checkpoint_json made sure it fits */
+  uint64_t claimed;
+  if (!get_count(json_object_get(root, "parameters"), &claimed))
+    return fail(err, err_size, "%s: \"parameters\" must be a count", path);
+  if (claimed != params)
+    return fail(err, err_size, "%s: \"parameters\" says %llu; the config has %zu", path, (unsigned long long)claimed,
+                params);
   return true;
 }
 
@@ -853,33 +933,37 @@ bool checkpoint_load(const char *dir, struct checkpoint *ck, bool with_moments, 
   }
   const char *model, *optimizer;
   if (!parse_checkpoint_json(path, root, ck, &model, &optimizer, err, err_size)) goto done;
+  if (!st_open(dir, model, &f, err, err_size) || !check_head(path, &f, ck, err, err_size) ||
+      !check_parameters(path, root, &ck->cfg, err, err_size))
+    goto done;
   size_t counts[GPT_TENSOR_COUNT], params;
-  count_params(&ck->cfg, counts, &params); /* parse_checkpoint_json made sure it fits */
+  count_params(&ck->cfg, counts, &params);
 
   struct tensor ts[MAX_TENSORS];
   int n = add_tensors(ts, 0, &ck->cfg, counts, "");
-  if (!st_open(dir, model, ts, n, &ck->cfg, &f, err, err_size)) goto done;
+  if (!st_check(&f, ts, n, &ck->cfg, ck->head, err, err_size)) goto done;
   ck->params = malloc(params * sizeof *ck->params);
   if (!ck->params) {
     fail(err, err_size, "%s: out of memory for %zu parameters", f.path, params);
     goto done;
   }
-  place_tensors(ts, ck->params);
+  place_tensors(ts, n, ck->params);
   if (!st_read(&f, ts, n, err, err_size)) goto done;
   st_close(&f);
 
   if (with_moments && optimizer) {
-    n = add_tensors(ts, 0, &ck->cfg, counts, "m.");
-    n = add_tensors(ts, n, &ck->cfg, counts, "v.");
-    if (!st_open(dir, optimizer, ts, n, &ck->cfg, &f, err, err_size)) goto done;
+    int per_file = add_tensors(ts, 0, &ck->cfg, counts, "m.");
+    n = add_tensors(ts, per_file, &ck->cfg, counts, "v.");
+    if (!st_open(dir, optimizer, &f, err, err_size) || !st_check(&f, ts, n, &ck->cfg, ck->head, err, err_size))
+      goto done;
     ck->m = malloc(params * sizeof *ck->m);
     ck->v = malloc(params * sizeof *ck->v);
     if (!ck->m || !ck->v) {
       fail(err, err_size, "%s: out of memory for the moments of %zu parameters", f.path, params);
       goto done;
     }
-    place_tensors(ts, ck->m);
-    place_tensors(ts + GPT_TENSOR_COUNT, ck->v);
+    place_tensors(ts, per_file, ck->m);
+    place_tensors(ts + per_file, per_file, ck->v);
     if (!st_read(&f, ts, n, err, err_size)) goto done;
   }
   ok = true;

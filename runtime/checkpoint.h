@@ -25,6 +25,7 @@ struct checkpoint {
   char template[32];   /* "turns" */
   char stage[128];     /* the stage that wrote it */
   char state[32];      /* "base", "instruct"...: what training it has seen */
+  char head[16];       /* the role of the scalar head (cfg.head): "reward", "value"; "" without one */
   long step;           /* optimiser steps done in that stage */
   double tokens;       /* tokens trained on in that stage */
   float *params;       /* gpt_param_count floats */
@@ -33,13 +34,16 @@ struct checkpoint {
 };
 
 /* Writes CK into the folder DIR (created if missing): model.safetensors,
- * optimizer.safetensors when m and v are given, checkpoint.json. False with
- * a reason in ERR. */
+ * optimizer.safetensors when m and v are given, checkpoint.json. The
+ * scalar head's tensors and role are written only for a model with one.
+ * False with a reason in ERR. */
 bool checkpoint_save(const char *dir, const struct checkpoint *ck, char *err, size_t err_size);
 
 /* Reads the checkpoint in DIR into CK (allocating params, and m and v when
- * WITH_MOMENTS and they are there). False with a reason in ERR naming the
- * file and what is wrong; CK then holds nothing to free. */
+ * WITH_MOMENTS and they are there); cfg.head is 1 when the weights have a
+ * scalar head, and checkpoint.json must then give its role. False with a
+ * reason in ERR naming the file and what is wrong; CK then holds nothing
+ * to free. */
 bool checkpoint_load(const char *dir, struct checkpoint *ck, bool with_moments, char *err, size_t err_size);
 
 void checkpoint_free(struct checkpoint *ck);

@@ -2,7 +2,16 @@
  * kernels of cpu_kernels.h, as llm.c lays them out. Every buffer is
  * allocated once, at creation, for the largest micro-batch; a forward keeps
  * the activations its backward needs, and the backward walks the layers in
- * reverse with one running gradient of the residual stream. */
+ * reverse with one running gradient of the residual stream. A backend that
+ * does not train (a frozen reference, a reward model) keeps one layer's
+ * activations, which every layer reuses.
+ *
+ * Generation has buffers of its own (struct gen_state), so that sampling
+ * between a forward and its backward leaves what the backward needs: a
+ * KV cache of gen_rows rows, and scratch for one prompt of max_seq tokens
+ * or one new token of every row. A prefill runs exactly the kernels a
+ * forward of one sequence runs, so its logits are next_logits' bit for
+ * bit; a decode step runs each weight once over all its rows. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -11,7 +20,6 @@
 #include <omp.h>
 #endif
 
-#include "grammar/arena.h"
 #include "runtime/backend.h"
 #include "runtime/cpu_kernels.h"
 
@@ -30,6 +38,21 @@ struct layer_acts {
   float *residual3; /* the layer's output */
 };
 
+/* The KV cache and generation's scratch, for R = gen_rows rows of S =
+ * max_seq positions; P = max(R, S) positions are computed at a time (a
+ * prompt, or one token of every row). */
+struct gen_state {
+  float *k, *v;  /* [L, R, S, C]: the keys and values of every position each row holds */
+  int *len;      /* [R]: the positions each row holds */
+  int *keys;     /* [R]: the keys each token of a decode step attends to */
+  float *x;      /* [P, C]: the residual stream */
+  float *ln, *mean, *rstd;
+  float *qkv, *atty, *proj, *fch, *fch_gelu;
+  float *att;    /* [H, S, S]: a prompt's attention weights */
+  float *scores; /* [R, H, S]: a decode step's */
+  float *memory; /* the scratch above, one allocation */
+};
+
 struct cpu_backend {
   struct backend base;
   size_t offsets[GPT_TENSOR_COUNT];
@@ -40,23 +63,27 @@ struct cpu_backend {
   float *lnf, *lnf_mean, *lnf_rstd, *logits, *lse;
   int32_t *tokens, *targets; /* of the last forward */
   int B, T;                  /* of the last forward */
+  bool lm_head;              /* whether the last forward computed log-probabilities */
   /* backward scratch, one layer's worth */
   float *dx, *dln, *dqkv, *datty, *datt, *dfch, *dfch_gelu, *dlnf;
   float *memory; /* every activation and scratch buffer, one allocation */
+  struct gen_state gen; /* all NULL without generation rows */
 };
 
 static float *tensor(float *base, const struct cpu_backend *b, enum gpt_tensor t) { return base + b->offsets[t]; }
 
+/* The LM head is skipped without TARGETS or LOGP (a reward model, or
+ * next_logits, which wants the logits of a few rows only). */
 static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t *targets, int B, int T, float *logp,
                         float *values) {
-  (void)values;
   struct cpu_backend *b = (struct cpu_backend *)be;
   const struct gpt_config *cfg = &be->spec.cfg;
   int C = cfg->width, H = cfg->heads, V = cfg->vocab, L = cfg->layers;
   size_t N = (size_t)B * T;
   float *p = b->params;
   memcpy(b->tokens, tokens, N * sizeof *tokens);
-  memcpy(b->targets, targets, N * sizeof *targets);
+  b->lm_head = targets && logp;
+  if (b->lm_head) memcpy(b->targets, targets, N * sizeof *targets);
   b->B = B;
   b->T = T;
   encoder_forward(b->encoded, tokens, tensor(p, b, GPT_WTE), tensor(p, b, GPT_WPE), B, T, C);
@@ -82,6 +109,9 @@ static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t
     x = a->residual3;
   }
   layernorm_forward(b->lnf, b->lnf_mean, b->lnf_rstd, x, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), (int)N, C);
+  if (values && cfg->head)
+    scalar_head_forward(values, b->lnf, tensor(p, b, GPT_HEADW), tensor(p, b, GPT_HEADB), (int)N, C);
+  if (!b->lm_head) return;
   if (be->spec.train) {
     logprob_forward(logp, b->lse, b->logits, b->lnf, tensor(p, b, GPT_WTE), targets, (int)N, C, V);
     return;
@@ -98,30 +128,31 @@ static void zero(float *x, size_t n) { memset(x, 0, n * sizeof *x); }
 static void cpu_next_logits(struct backend *be, const int32_t *tokens, int B, int T, float *logits) {
   struct cpu_backend *b = (struct cpu_backend *)be;
   int C = be->spec.cfg.width, V = be->spec.cfg.vocab;
-  size_t N = (size_t)B * T;
-  int32_t *none = xmalloc(N * sizeof *none);
-  float *logp = xmalloc(N * sizeof *logp);
-  for (size_t i = 0; i < N; i++) none[i] = -1;
-  cpu_forward(be, tokens, none, B, T, logp, NULL);
+  cpu_forward(be, tokens, NULL, B, T, NULL, NULL);
   for (int r = 0; r < B; r++)
     matmul_forward(logits + (size_t)r * V, b->lnf + ((size_t)r * T + T - 1) * C, tensor(b->params, b, GPT_WTE), NULL, 1,
                    C, V);
-  free(none);
-  free(logp);
 }
 
+/* A dlogp after a forward that skipped the LM head has nothing to flow
+ * through and is ignored, as is dvalues without a scalar head. */
 static void cpu_backward(struct backend *be, const float *dlogp, const float *dvalues) {
-  (void)dvalues;
   struct cpu_backend *b = (struct cpu_backend *)be;
   const struct gpt_config *cfg = &be->spec.cfg;
   int C = cfg->width, H = cfg->heads, V = cfg->vocab, L = cfg->layers, B = b->B, T = b->T;
   size_t N = (size_t)B * T;
   float *p = b->params, *g = b->grads;
   const float *x_last = L > 0 ? b->layers[L - 1].residual3 : b->encoded;
+  bool from_logp = dlogp && b->lm_head, from_values = dvalues && cfg->head;
+  if (!g || (!from_logp && !from_values)) return;
 
   zero(b->dlnf, N * C);
-  logprob_backward(b->dlnf, tensor(g, b, GPT_WTE), b->logits, b->lse, dlogp, b->lnf, tensor(p, b, GPT_WTE), b->targets,
-                   (int)N, C, V);
+  if (from_logp)
+    logprob_backward(b->dlnf, tensor(g, b, GPT_WTE), b->logits, b->lse, dlogp, b->lnf, tensor(p, b, GPT_WTE),
+                     b->targets, (int)N, C, V);
+  if (from_values)
+    scalar_head_backward(b->dlnf, tensor(g, b, GPT_HEADW), tensor(g, b, GPT_HEADB), dvalues, b->lnf,
+                         tensor(p, b, GPT_HEADW), (int)N, C);
   zero(b->dx, N * C);
   layernorm_backward(b->dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->dlnf, x_last, tensor(p, b, GPT_LNFW),
                      b->lnf_mean, b->lnf_rstd, (int)N, C);
@@ -153,6 +184,117 @@ static void cpu_backward(struct backend *be, const float *dlogp, const float *dv
                        tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C);
   }
   encoder_backward(tensor(g, b, GPT_WTE), tensor(g, b, GPT_WPE), b->dx, b->tokens, B, T, C);
+}
+
+/* ------------------------------------------------------------------------
+ * Generation over the KV cache */
+
+/* Where layer l's keys (or values) of ROW's position POS live. */
+static float *cache_at(const struct cpu_backend *b, float *cache, int l, int row, int pos) {
+  const struct backend_spec *s = &b->base.spec;
+  size_t C = (size_t)s->cfg.width;
+  return cache + (((size_t)l * s->gen_rows + row) * s->max_seq + pos) * C;
+}
+
+/* Keeps the keys and values of qkv [n, 3C] in ROW's positions FIRST on. */
+static void cache_store(struct cpu_backend *b, int l, const float *qkv, int n, int row, int first) {
+  struct gen_state *g = &b->gen;
+  size_t C = (size_t)b->base.spec.cfg.width;
+  for (int i = 0; i < n; i++) {
+    const float *kv = qkv + (size_t)i * 3 * C;
+    memcpy(cache_at(b, g->k, l, row, first + i), kv + C, C * sizeof *kv);
+    memcpy(cache_at(b, g->v, l, row, first + i), kv + 2 * C, C * sizeof *kv);
+  }
+}
+
+/* The rest of layer l once g->atty holds its attention's output: the
+ * projection, the residual, the MLP and its residual, over n rows of g->x. */
+static void gen_layer_tail(struct cpu_backend *b, int l, int n) {
+  struct gen_state *g = &b->gen;
+  int C = b->base.spec.cfg.width;
+  float *p = b->params;
+  size_t c = (size_t)l * C;
+  matmul_forward(g->proj, g->atty, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, n, C, C);
+  residual_forward(g->x, g->x, g->proj, (size_t)n * C);
+  layernorm_forward(g->ln, g->mean, g->rstd, g->x, tensor(p, b, GPT_LN2W) + c, tensor(p, b, GPT_LN2B) + c, n, C);
+  matmul_forward(g->fch, g->ln, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, n, C, 4 * C);
+  gelu_forward(g->fch_gelu, g->fch, (size_t)n * 4 * C);
+  matmul_forward(g->proj, g->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, tensor(p, b, GPT_FCPROJB) + c, n, 4 * C,
+                 C);
+  residual_forward(g->x, g->x, g->proj, (size_t)n * C);
+}
+
+/* Layer l's LayerNorm and qkv over n rows of g->x, into g->qkv. */
+static void gen_layer_qkv(struct cpu_backend *b, int l, int n) {
+  struct gen_state *g = &b->gen;
+  int C = b->base.spec.cfg.width;
+  float *p = b->params;
+  size_t c = (size_t)l * C;
+  layernorm_forward(g->ln, g->mean, g->rstd, g->x, tensor(p, b, GPT_LN1W) + c, tensor(p, b, GPT_LN1B) + c, n, C);
+  matmul_forward(g->qkv, g->ln, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, n, C, 3 * C);
+}
+
+/* The final LayerNorm of n rows of X and their logits [n, V]. */
+static void gen_logits(struct cpu_backend *b, const float *x, int n, float *logits) {
+  struct gen_state *g = &b->gen;
+  const struct gpt_config *cfg = &b->base.spec.cfg;
+  float *p = b->params;
+  layernorm_forward(g->ln, g->mean, g->rstd, x, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), n, cfg->width);
+  matmul_forward(logits, g->ln, tensor(p, b, GPT_WTE), NULL, n, cfg->width, cfg->vocab);
+}
+
+static void gen_misuse(const char *what) {
+  fprintf(stderr, "trainpipe: internal error: %s\n", what);
+  abort();
+}
+
+/* The prompt runs as a forward of one sequence would: the same kernels on
+ * the same shapes, so the logits are next_logits' to the bit. */
+static void cpu_gen_prefill(struct backend *be, int row, const int32_t *prompt, int n, float *logits) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  struct gen_state *g = &b->gen;
+  const struct gpt_config *cfg = &be->spec.cfg;
+  int C = cfg->width, H = cfg->heads;
+  if (row < 0 || row >= be->spec.gen_rows || n < 1 || n > be->spec.max_seq)
+    gen_misuse("gen_prefill: no such row, or the prompt does not fit it");
+  g->len[row] = 0;
+  encoder_forward(g->x, prompt, tensor(b->params, b, GPT_WTE), tensor(b->params, b, GPT_WPE), 1, n, C);
+  for (int l = 0; l < cfg->layers; l++) {
+    gen_layer_qkv(b, l, n);
+    cache_store(b, l, g->qkv, n, row, 0);
+    attention_forward(g->atty, g->att, g->qkv, 1, n, C, H);
+    gen_layer_tail(b, l, n);
+  }
+  gen_logits(b, g->x + (size_t)(n - 1) * C, 1, logits);
+  g->len[row] = n;
+}
+
+static void cpu_gen_decode(struct backend *be, const int *rows, const int32_t *tokens, int n, float *logits) {
+  struct cpu_backend *b = (struct cpu_backend *)be;
+  struct gen_state *g = &b->gen;
+  const struct gpt_config *cfg = &be->spec.cfg;
+  int C = cfg->width, H = cfg->heads, S = be->spec.max_seq;
+  if (n < 0 || n > be->spec.gen_rows) gen_misuse("gen_decode: more tokens than rows");
+  if (n == 0) return;
+  const float *wte = tensor(b->params, b, GPT_WTE), *wpe = tensor(b->params, b, GPT_WPE);
+  for (int i = 0; i < n; i++) {
+    int r = rows[i];
+    if (r < 0 || r >= be->spec.gen_rows || g->len[r] < 1 || g->len[r] >= S)
+      gen_misuse("gen_decode: a row that is empty, full or not there");
+    g->keys[i] = g->len[r] + 1; /* the token's own key is stored before attention reads it */
+    const float *we = wte + (size_t)tokens[i] * C, *pe = wpe + (size_t)g->len[r] * C;
+    float *x = g->x + (size_t)i * C;
+    for (int c = 0; c < C; c++) x[c] = we[c] + pe[c];
+  }
+  for (int l = 0; l < cfg->layers; l++) {
+    gen_layer_qkv(b, l, n);
+    for (int i = 0; i < n; i++) cache_store(b, l, g->qkv + (size_t)i * 3 * C, 1, rows[i], g->keys[i] - 1);
+    size_t layer = (size_t)l * be->spec.gen_rows * S * C;
+    attention_cached_forward(g->atty, g->scores, g->qkv, g->k + layer, g->v + layer, rows, g->keys, n, S, C, H);
+    gen_layer_tail(b, l, n);
+  }
+  gen_logits(b, g->x, n, logits);
+  for (int i = 0; i < n; i++) g->len[rows[i]]++;
 }
 
 static void cpu_zero_grad(struct backend *be) {
@@ -216,6 +358,11 @@ static void cpu_destroy(struct backend *be) {
   free(b->layers);
   free(b->tokens);
   free(b->targets);
+  free(b->gen.k);
+  free(b->gen.v);
+  free(b->gen.len);
+  free(b->gen.keys);
+  free(b->gen.memory);
   free(b);
 }
 
@@ -224,6 +371,8 @@ static const struct backend_ops cpu_ops = {
     .forward = cpu_forward,
     .next_logits = cpu_next_logits,
     .backward = cpu_backward,
+    .gen_prefill = cpu_gen_prefill,
+    .gen_decode = cpu_gen_decode,
     .zero_grad = cpu_zero_grad,
     .grad_norm = cpu_grad_norm,
     .step = cpu_step,
@@ -248,6 +397,38 @@ static float *carve(struct carver *c, size_t n) {
 
 static void *calloc_or_null(size_t n, size_t size) { return n ? calloc(n, size) : NULL; }
 
+/* The KV cache and generation's scratch (see struct gen_state); NULL, or
+ * what went wrong. */
+static const char *gen_allocate(struct cpu_backend *b) {
+  const struct backend_spec *spec = &b->base.spec;
+  struct gen_state *g = &b->gen;
+  size_t R = (size_t)spec->gen_rows, S = (size_t)spec->max_seq, C = (size_t)spec->cfg.width;
+  size_t H = (size_t)spec->cfg.heads, L = (size_t)spec->cfg.layers, P = R > S ? R : S;
+  g->k = calloc(L * R * S * C, sizeof *g->k);
+  g->v = calloc(L * R * S * C, sizeof *g->v);
+  g->len = calloc(R, sizeof *g->len);
+  g->keys = calloc(R, sizeof *g->keys);
+  /* x, ln, atty and proj of [P, C], qkv's 3 and fch's and fch_gelu's 4
+   * each, mean and rstd of [P], att, scores; 16 floats of alignment for
+   * each of the 12 pieces */
+  size_t total = 15 * P * C + 2 * P + H * S * S + R * H * S + 12 * 16;
+  g->memory = calloc(total, sizeof *g->memory);
+  if (!g->k || !g->v || !g->len || !g->keys || !g->memory) return "out of memory for the KV cache";
+  struct carver c = {g->memory};
+  g->x = carve(&c, P * C);
+  g->ln = carve(&c, P * C);
+  g->mean = carve(&c, P);
+  g->rstd = carve(&c, P);
+  g->qkv = carve(&c, 3 * P * C);
+  g->atty = carve(&c, P * C);
+  g->proj = carve(&c, P * C);
+  g->fch = carve(&c, 4 * P * C);
+  g->fch_gelu = carve(&c, 4 * P * C);
+  g->att = carve(&c, H * S * S);
+  g->scores = carve(&c, R * H * S);
+  return c.next <= g->memory + total ? NULL : "internal error: generation memory miscounted";
+}
+
 struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, size_t err_size) {
   const struct gpt_config *cfg = &spec->cfg;
   const char *problem = gpt_config_problem(cfg);
@@ -258,6 +439,10 @@ struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, s
   if (spec->max_batch < 1 || spec->max_seq < 1 || spec->max_seq > cfg->context) {
     snprintf(err, err_size, "a micro-batch of %d sequences of %d tokens does not fit a context of %d",
              spec->max_batch, spec->max_seq, cfg->context);
+    return NULL;
+  }
+  if (spec->gen_rows < 0) {
+    snprintf(err, err_size, "%d rows of generation: the count cannot be negative", spec->gen_rows);
     return NULL;
   }
 #ifdef _OPENMP
@@ -287,7 +472,11 @@ struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, s
    * alignment for every piece */
   size_t per_layer = 18 * N * C + B * H * T * T + 4 * N + 16 * 16;
   size_t logit_rows = spec->train || N < LOGIT_ROWS ? N : LOGIT_ROWS;
-  size_t total = L * per_layer + 2 * N * C + 3 * N + logit_rows * V + 16 * 16;
+  /* without a backward, nothing of a layer is read once the next one has
+   * run: every layer uses the same activations (a layer reads its input,
+   * the previous residual3, before it writes its own) */
+  size_t kept_layers = spec->train ? L : 1;
+  size_t total = kept_layers * per_layer + 2 * N * C + 3 * N + logit_rows * V + 16 * 16;
   if (spec->train) total += 15 * N * C + B * H * T * T + 16 * 16; /* dx, dln, dlnf, datty, dqkv, dfch, dfch_gelu */
   b->memory = calloc(total, sizeof *b->memory);
   if (!b->params || (spec->train && (!b->grads || !b->m || !b->v)) || !b->layers || !b->tokens || !b->targets ||
@@ -297,6 +486,10 @@ struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, s
   b->encoded = carve(&c, N * C);
   for (size_t l = 0; l < L; l++) {
     struct layer_acts *a = &b->layers[l];
+    if (l >= kept_layers) {
+      *a = b->layers[0];
+      continue;
+    }
     a->ln1 = carve(&c, N * C);
     a->ln1_mean = carve(&c, N);
     a->ln1_rstd = carve(&c, N);
@@ -330,6 +523,12 @@ struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, s
   }
   if (c.next > b->memory + total) { /* the sizes above undercount: a bug, never a silent overrun */
     snprintf(err, err_size, "internal error: activation memory miscounted");
+    cpu_destroy(&b->base);
+    return NULL;
+  }
+  const char *gen_problem = spec->gen_rows > 0 ? gen_allocate(b) : NULL;
+  if (gen_problem) {
+    snprintf(err, err_size, "%s (%d rows of %d tokens)", gen_problem, spec->gen_rows, spec->max_seq);
     cpu_destroy(&b->base);
     return NULL;
   }

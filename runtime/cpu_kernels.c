@@ -317,6 +317,48 @@ void attention_backward(float *dqkv, float *datt, const float *dout, const float
   }
 }
 
+/* One query row a token: too little work for sgemm, whose calls would be
+ * one per (token, head) with a single row each. The loops run over (token,
+ * head) pairs instead, each of which writes only its own slice of out and
+ * scores. */
+void attention_cached_forward(float *out, float *scores, const float *qkv, const float *kcache, const float *vcache,
+                              const int *rows, const int *len, int N, int S, int C, int H) {
+  /* out [N, C], scores [N, H, S], qkv [N, 3C], kcache and vcache [R, S, C], rows [N], len [N] */
+  int hs = C / H;
+  float scale = 1.0f / sqrtf((float)hs);
+#pragma omp parallel for collapse(2)
+  for (int i = 0; i < N; i++) {
+    for (int h = 0; h < H; h++) {
+      const float *q = qkv + (size_t)i * 3 * C + (size_t)h * hs;
+      size_t row = (size_t)rows[i] * S * C + (size_t)h * hs;
+      const float *k = kcache + row, *v = vcache + row;
+      float *s = scores + ((size_t)i * H + h) * S;
+      int keys = len[i];
+      float maxv = -INFINITY;
+      for (int t = 0; t < keys; t++) {
+        const float *kt = k + (size_t)t * C;
+        float dot = 0.0f;
+        for (int c = 0; c < hs; c++) dot += q[c] * kt[c];
+        s[t] = scale * dot;
+        if (s[t] > maxv) maxv = s[t];
+      }
+      float sum = 0.0f;
+      for (int t = 0; t < keys; t++) {
+        s[t] = expf(s[t] - maxv);
+        sum += s[t];
+      }
+      float inv = 1.0f / sum;
+      float *o = out + (size_t)i * C + (size_t)h * hs;
+      for (int c = 0; c < hs; c++) o[c] = 0.0f;
+      for (int t = 0; t < keys; t++) {
+        const float *vt = v + (size_t)t * C;
+        float a = s[t] * inv;
+        for (int c = 0; c < hs; c++) o[c] += a * vt[c];
+      }
+    }
+  }
+}
+
 /* ------------------------------------------------------------------------
  * GELU, tanh approximation */
 
@@ -439,6 +481,46 @@ void logprob_backward(float *dx, float *dwte, float *logits, const float *lse, c
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, rows, C, V, 1.0f, logits, V, wte, C, 1.0f, dx, C);
   cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, V, C, rows, 1.0f, logits, V, x, C, 1.0f, dwte, C);
+}
+
+/* ------------------------------------------------------------------------
+ * The scalar head: one value per position */
+
+void scalar_head_forward(float *values, const float *x, const float *w, const float *b, int N, int C) {
+  /* values [N], x [N, C], w [C], b [1] */
+#pragma omp parallel for
+  for (int n = 0; n < N; n++) {
+    const float *xn = x + (size_t)n * C;
+    float s = 0.0f;
+    for (int c = 0; c < C; c++) s += xn[c] * w[c];
+    values[n] = s + b[0];
+  }
+}
+
+void scalar_head_backward(float *dx, float *dw, float *db, const float *dvalues, const float *x, const float *w, int N,
+                          int C) {
+  /* dx [N, C], dw [C], db [1], dvalues [N], x [N, C], w [C] */
+#pragma omp parallel for
+  for (int n = 0; n < N; n++) {
+    float d = dvalues[n];
+    float *dxn = dx + (size_t)n * C;
+    for (int c = 0; c < C; c++) dxn[c] += d * w[c];
+  }
+  /* dw sums over rows: split over columns (see the top). */
+#pragma omp parallel for
+  for (int c0 = 0; c0 < C; c0 += COL_BLOCK) {
+    int c1 = min_int(c0 + COL_BLOCK, C);
+    double s[COL_BLOCK] = {0};
+    for (int n = 0; n < N; n++) {
+      const float *xn = x + (size_t)n * C;
+      double d = dvalues[n];
+      for (int c = c0; c < c1; c++) s[c - c0] += d * xn[c];
+    }
+    for (int c = c0; c < c1; c++) dw[c] += (float)s[c - c0];
+  }
+  double sb = 0.0;
+  for (int n = 0; n < N; n++) sb += dvalues[n];
+  db[0] += (float)sb;
 }
 
 /* ------------------------------------------------------------------------

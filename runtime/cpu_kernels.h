@@ -43,6 +43,15 @@ void attention_forward(float *out, float *att, const float *qkv, int B, int T, i
 void attention_backward(float *dqkv, float *datt, const float *dout, const float *qkv, const float *att, int B, int T,
                         int C, int H);
 
+/* Attention of N new tokens over a KV cache (generation). Token i belongs
+ * to cache row rows[i] and attends to that row's positions 0 .. len[i] - 1,
+ * its own key and value included (stored there before the call). qkv
+ * [N, 3C] as above (only the queries are read); kcache, vcache [R, S, C]
+ * for R rows of S positions; out [N, C]; scores [N, H, S] is scratch. The
+ * softmax is attention_forward's, to rounding. */
+void attention_cached_forward(float *out, float *scores, const float *qkv, const float *kcache, const float *vcache,
+                              const int *rows, const int *len, int N, int S, int C, int H);
+
 /* GELU, tanh approximation: 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))). */
 void gelu_forward(float *out, const float *inp, size_t n);
 void gelu_backward(float *dinp, const float *inp, const float *dout, size_t n);
@@ -64,6 +73,14 @@ void logprob_forward(float *logp, float *lse, float *logits, const float *x, con
  * over logits; then dx += dlogits wte and dwte += dlogits^T x. */
 void logprob_backward(float *dx, float *dwte, float *logits, const float *lse, const float *dlogp, const float *x,
                       const float *wte, const int32_t *targets, int rows, int C, int V);
+
+/* The scalar head (a reward or a value): values[n] = x[n, :] . w + b[0]
+ * for x [N, C] after the final LayerNorm, w [C], b [1]. */
+void scalar_head_forward(float *values, const float *x, const float *w, const float *b, int N, int C);
+/* From dvalues [N]: dx[n, :] += dvalues[n] w, dw += sum over n of
+ * dvalues[n] x[n, :], db[0] += sum of dvalues. */
+void scalar_head_backward(float *dx, float *dw, float *db, const float *dvalues, const float *x, const float *w, int N,
+                          int C);
 
 /* Sum of squares of n values, in double, for the global gradient norm;
  * the same bits for any thread count (fixed partial sums). */

@@ -7,7 +7,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <glob.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +15,7 @@
 #include <unistd.h>
 
 #include "grammar/arena.h"
+#include "runtime/data_files.h"
 #include "runtime/rng.h"
 
 /* One sequence: LEN tokens of a part from START; LEN <= T + 1. */
@@ -36,9 +36,7 @@ struct source {
   enum data_kind kind;
   struct part train, val;
   struct data_stats stats;
-  int64_t epoch, position;  /* the next training sequence is perm[position] of this epoch */
-  size_t *perm;             /* the order of epoch perm_epoch; -1: none computed */
-  int64_t perm_epoch;
+  struct epoch_order order; /* of the training sequences */
 };
 
 struct data_loader {
@@ -60,26 +58,6 @@ struct docs {
   struct doc *items;
   size_t n, cap;
 };
-
-/* Independent streams of random numbers, one per use, each a pure function
- * of the seed and an index, so that any position can be recomputed. */
-enum { STREAM_MIX, STREAM_SPLIT, STREAM_SHUFFLE };
-
-static uint64_t mix64(uint64_t z) {
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-static uint64_t derive(uint64_t seed, uint64_t stream, uint64_t index) {
-  return mix64(mix64(seed ^ mix64(stream + 0x9E3779B97F4A7C15ull)) + index * 0xD1B54A32D192ED03ull);
-}
-
-static uint64_t hash_ids(const int32_t *ids, size_t n) {
-  uint64_t h = 1469598103934665603ull;
-  for (size_t i = 0; i < n; i++) h = (h ^ (uint32_t)ids[i]) * 1099511628211ull;
-  return h;
-}
 
 bool demo_format_find(const char *name, enum demo_format *out, char *err, size_t err_size) {
   static const char *const names[] = {[FORMAT_AUTO] = "auto", [FORMAT_PROMPT_RESPONSE] = "prompt_response",
@@ -111,24 +89,6 @@ void data_batch_free(struct data_batch *b) {
 }
 
 /* --- reading files ------------------------------------------------------ */
-
-/* The files PATTERN matches, sorted, in G: at least one of them regular
- * (readers skip the others: folders, sockets); false with the reason. */
-static bool match_files(const struct data_source *s, glob_t *g, char *err, size_t err_size) {
-  int rc = glob(s->pattern, 0, NULL, g);
-  size_t regular = 0;
-  for (size_t i = 0; rc == 0 && i < g->gl_pathc; i++) {
-    struct stat st;
-    regular += stat(g->gl_pathv[i], &st) == 0 && S_ISREG(st.st_mode);
-  }
-  if (regular > 0) return true;
-  if (rc == GLOB_NOSPACE) snprintf(err, err_size, "data set '%s': out of memory matching '%s'", s->name, s->pattern);
-  else if (rc == GLOB_ABORTED)
-    snprintf(err, err_size, "data set '%s': cannot read a folder on the way to '%s'", s->name, s->pattern);
-  else snprintf(err, err_size, "data set '%s': no file matches '%s'", s->name, s->pattern);
-  globfree(g);
-  return false;
-}
 
 /* The whole of PATH, NUL-terminated, in *BUF (LEN bytes); false with the
  * reason. */
@@ -164,19 +124,17 @@ static bool read_file(const char *path, char **buf, size_t *len, char *err, size
 static void docs_add(struct docs *d, size_t start) {
   d->items = xgrow(d->items, &d->cap, d->n + 1, sizeof *d->items);
   size_t len = d->toks.n - start;
-  d->items[d->n++] = (struct doc){start, len, hash_ids(d->toks.ids + start, len)};
+  d->items[d->n++] = (struct doc){start, len, token_hash(d->toks.ids + start, len)};
 }
 
 /* Every file of a corpus, one document each. */
 static bool read_corpus(const struct data_source *s, const struct data_options *opt, struct docs *out,
                         struct data_stats *st, char *err, size_t err_size) {
-  glob_t g;
-  if (!match_files(s, &g, err, err_size)) return false;
+  struct file_list files;
+  if (!file_list_match(&files, s->name, s->pattern, err, err_size)) return false;
   bool ok = true;
-  for (size_t i = 0; ok && i < g.gl_pathc; i++) {
-    const char *path = g.gl_pathv[i];
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
+  for (size_t i = 0; ok && i < files.n; i++) {
+    const char *path = files.paths[i];
     char *text;
     size_t len;
     if (!(ok = read_file(path, &text, &len, err, err_size))) break;
@@ -202,7 +160,7 @@ static bool read_corpus(const struct data_source *s, const struct data_options *
     }
     free(text);
   }
-  globfree(&g);
+  file_list_free(&files);
   return ok;
 }
 
@@ -283,86 +241,62 @@ static void keep_example(const struct data_source *s, const struct data_options 
   docs_add(out, start);
 }
 
+/* What the lines of a demonstration file are read into. */
+struct demo_reader {
+  const struct data_source *s;
+  const struct data_options *opt;
+  struct docs *out;
+  struct data_stats *st;
+  struct chat_message *m; /* one line's messages */
+  size_t cap_m;
+};
+
+/* One JSONL line, one example (a jsonl_line_reader). */
+static const char *read_demo(void *ctx, const char *line, size_t n, char *why, size_t why_size) {
+  struct demo_reader *r = ctx;
+  json_error_t jerr;
+  json_t *obj = json_loadb(line, n, JSON_ALLOW_NUL, &jerr);
+  if (!obj) {
+    snprintf(why, why_size, "not JSON: %s", jerr.text);
+    return why;
+  }
+  size_t n_msg, start = r->out->toks.n;
+  const char *bad = example_messages(obj, r->s->format, &r->m, &n_msg, &r->cap_m, why, why_size);
+  char reason[160];
+  if (!bad && !template_render(r->opt->tok, r->opt->template, r->m, n_msg, false, &r->out->toks, reason,
+                               sizeof reason)) {
+    snprintf(why, why_size, "%s", reason);
+    bad = why;
+  }
+  if (!bad) keep_example(r->s, r->opt, r->out, start, r->st);
+  json_decref(obj);
+  return bad;
+}
+
 /* Every line of the JSONL files, one example each. */
 static bool read_demos(const struct data_source *s, const struct data_options *opt, struct docs *out,
                        struct data_stats *st, char *err, size_t err_size) {
-  glob_t g;
-  if (!match_files(s, &g, err, err_size)) return false;
+  struct file_list files;
+  if (!file_list_match(&files, s->name, s->pattern, err, err_size)) return false;
+  struct demo_reader r = {.s = s, .opt = opt, .out = out, .st = st};
   bool ok = true;
-  struct chat_message *m = NULL;
-  size_t cap = 0;
-  for (size_t f = 0; ok && f < g.gl_pathc; f++) {
-    const char *path = g.gl_pathv[f];
-    struct stat sb;
-    if (stat(path, &sb) != 0 || !S_ISREG(sb.st_mode)) continue;
-    char *text;
-    size_t len;
-    if (!(ok = read_file(path, &text, &len, err, err_size))) break;
+  for (size_t i = 0; ok && i < files.n; i++) {
     st->files++;
-    size_t line_no = 0;
-    for (size_t at = 0; ok && at < len;) {
-      const char *line = text + at, *nl = memchr(line, '\n', len - at);
-      size_t n = nl ? (size_t)(nl - line) : len - at;
-      at += n + 1;
-      line_no++;
-      while (n > 0 && (line[n - 1] == '\r' || line[n - 1] == ' ' || line[n - 1] == '\t')) n--;
-      size_t lead = 0;
-      while (lead < n && (line[lead] == ' ' || line[lead] == '\t')) lead++;
-      if (lead == n) continue; /* blank lines are allowed, as the checker allows them */
-      json_error_t jerr;
-      json_t *obj = json_loadb(line, n, JSON_ALLOW_NUL, &jerr);
-      if (!obj) {
-        snprintf(err, err_size, "%s:%zu: not JSON: %s", path, line_no, jerr.text);
-        ok = false;
-        break;
-      }
-      char why[160];
-      size_t n_msg;
-      const char *bad = example_messages(obj, s->format, &m, &n_msg, &cap, why, sizeof why);
-      size_t start = out->toks.n;
-      char reason[160];
-      if (!bad && !template_render(opt->tok, opt->template, m, n_msg, false, &out->toks, reason, sizeof reason))
-        bad = reason;
-      if (bad) {
-        snprintf(err, err_size, "%s:%zu: %s", path, line_no, bad);
-        ok = false;
-      } else {
-        keep_example(s, opt, out, start, st);
-      }
-      json_decref(obj);
-    }
-    free(text);
+    ok = jsonl_read_lines(files.paths[i], read_demo, &r, err, err_size);
   }
-  free(m);
-  globfree(&g);
+  free(r.m);
+  file_list_free(&files);
   return ok;
 }
 
 /* --- splitting and laying out ------------------------------------------ */
 
-struct split_key {
-  uint64_t key;
-  size_t index;
-};
-
-static int by_key(const void *a, const void *b) {
-  const struct split_key *x = a, *y = b;
-  if (x->key != y->key) return x->key < y->key ? -1 : 1;
-  return x->index < y->index ? -1 : x->index > y->index;
-}
-
 /* Which documents are held out: HELD[i]. */
 static size_t choose_val(const struct docs *d, double val_split, uint64_t split_seed, bool *held) {
-  size_t n = d->n, n_val = (size_t)llround(val_split * (double)n);
-  if (val_split > 0 && n >= 2 && n_val == 0) n_val = 1;
-  if (n_val >= n) n_val = n ? n - 1 : 0; /* something must be left to train on */
-  memset(held, 0, n * sizeof *held);
-  if (n_val == 0) return 0;
-  struct split_key *keys = xmalloc(n * sizeof *keys);
-  for (size_t i = 0; i < n; i++) keys[i] = (struct split_key){derive(split_seed, STREAM_SPLIT, d->items[i].hash), i};
-  qsort(keys, n, sizeof *keys, by_key);
-  for (size_t i = 0; i < n_val; i++) held[keys[i].index] = true;
-  free(keys);
+  uint64_t *hashes = xmalloc(d->n * sizeof *hashes);
+  for (size_t i = 0; i < d->n; i++) hashes[i] = d->items[i].hash;
+  size_t n_val = held_out_choose(hashes, d->n, val_split, split_seed, held);
+  free(hashes);
   return n_val;
 }
 
@@ -476,20 +410,14 @@ static bool open_source(struct source *src, const struct data_source *s, const s
 
 struct data_loader *data_open(const struct data_source *sources, size_t n, const struct data_options *opt,
                               char *err, size_t err_size) {
-  if (n == 0 || !opt->tok || opt->context < 1) {
-    snprintf(err, err_size, "%s", n == 0 ? "no data set to read" : !opt->tok ? "no tokenizer" : "context below 1");
-    return NULL;
-  }
+  if (!check_reader_options(n, opt->tok, opt->context, err, err_size)) return NULL;
   double total = 0;
   for (size_t i = 0; i < n; i++) {
     if (n > 1 && !(sources[i].share >= 0 && isfinite(sources[i].share))) {
       snprintf(err, err_size, "data set '%s': share %g is not a share", sources[i].name, sources[i].share);
       return NULL;
     }
-    if (!(sources[i].val_split >= 0 && sources[i].val_split < 1)) {
-      snprintf(err, err_size, "data set '%s': val_split %g is not in [0, 1)", sources[i].name, sources[i].val_split);
-      return NULL;
-    }
+    if (!check_val_split(sources[i].name, sources[i].val_split, err, err_size)) return NULL;
     total += sources[i].share;
   }
   if (n > 1 && !(total > 0)) {
@@ -505,7 +433,7 @@ struct data_loader *data_open(const struct data_source *sources, size_t n, const
     acc += n > 1 ? sources[i].share : 1;
     d->cum[i] = n > 1 ? acc / total : 1;
     size_t name_len = strlen(sources[i].name ? sources[i].name : "");
-    d->src[i] = (struct source){.kind = sources[i].kind, .perm_epoch = -1, .name = xmalloc(name_len + 1)};
+    d->src[i] = (struct source){.kind = sources[i].kind, .name = xmalloc(name_len + 1)};
     memcpy(d->src[i].name, sources[i].name ? sources[i].name : "", name_len + 1);
   }
   d->cum[n - 1] = 1; /* whatever the rounding, every draw lands in a source */
@@ -525,7 +453,7 @@ void data_close(struct data_loader *d) {
   for (size_t i = 0; i < d->n; i++) {
     part_free(&d->src[i].train);
     part_free(&d->src[i].val);
-    free(d->src[i].perm);
+    epoch_order_free(&d->src[i].order);
     free(d->src[i].name);
   }
   free(d->src);
@@ -565,47 +493,25 @@ static size_t fill_row(const struct data_loader *d, const struct part *p, const 
   return counted;
 }
 
-/* The permutation of SRC's training sequences for its current epoch. */
-static void ensure_perm(const struct data_loader *d, struct source *src, size_t index) {
-  if (src->perm_epoch == src->epoch) return;
-  size_t n = src->train.n_seqs;
-  if (!src->perm) src->perm = xmalloc(n * sizeof *src->perm);
-  for (size_t i = 0; i < n; i++) src->perm[i] = i;
-  struct rng r = rng_seed(derive(d->opt.seed, STREAM_SHUFFLE + index, (uint64_t)src->epoch));
-  for (size_t i = n; i > 1; i--) { /* Fisher-Yates */
-    size_t j = (size_t)rng_below(&r, i);
-    size_t tmp = src->perm[i - 1];
-    src->perm[i - 1] = src->perm[j];
-    src->perm[j] = tmp;
-  }
-  src->perm_epoch = src->epoch;
-}
-
 void data_next(struct data_loader *d, struct data_batch *b) {
   b->counted = 0;
   b->rows = b->B;
   for (int r = 0; r < b->B; r++) {
     size_t s = 0;
     if (d->n > 1) {
-      struct rng rng = rng_seed(derive(d->opt.seed, STREAM_MIX, (uint64_t)d->draws++));
+      struct rng rng = rng_seed(stream_value(d->opt.seed, STREAM_MIX, (uint64_t)d->draws++));
       double u = rng_uniform(&rng);
       while (s + 1 < d->n && !(u < d->cum[s])) s++;
     }
     struct source *src = &d->src[s];
-    ensure_perm(d, src, s);
-    const struct seq *q = &src->train.seqs[src->perm[src->position]];
-    if ((size_t)++src->position == src->train.n_seqs) {
-      src->epoch++;
-      src->position = 0;
-    }
+    const struct seq *q = &src->train.seqs[epoch_order_next(&src->order, src->train.n_seqs, d->opt.seed, s)];
     b->counted += fill_row(d, &src->train, q, b, r);
     b->source[r] = (int)s;
   }
 }
 
 double data_epochs(const struct data_loader *d) {
-  const struct source *s = &d->src[0];
-  return (double)s->epoch + (double)s->position / (double)s->train.n_seqs;
+  return epoch_order_epochs(&d->src[0].order, d->src[0].train.n_seqs);
 }
 
 size_t data_val_sequences(const struct data_loader *d) {
@@ -640,8 +546,8 @@ size_t data_state_size(const struct data_loader *d) { return DATA_STATE_SIZE(d->
 void data_state_get(const struct data_loader *d, int64_t *state) {
   state[0] = d->draws;
   for (size_t i = 0; i < d->n; i++) {
-    state[1 + 2 * i] = d->src[i].epoch;
-    state[2 + 2 * i] = d->src[i].position;
+    state[1 + 2 * i] = d->src[i].order.epoch;
+    state[2 + 2 * i] = d->src[i].order.position;
   }
 }
 
@@ -665,8 +571,8 @@ bool data_state_set(struct data_loader *d, const int64_t *state, size_t size, ch
   }
   d->draws = state[0];
   for (size_t i = 0; i < d->n; i++) {
-    d->src[i].epoch = state[1 + 2 * i];
-    d->src[i].position = state[2 + 2 * i];
+    d->src[i].order.epoch = state[1 + 2 * i];
+    d->src[i].order.position = state[2 + 2 * i];
   }
   return true;
 }
@@ -675,7 +581,8 @@ json_t *data_state_to_json(const struct data_loader *d) {
   json_t *sources = json_array();
   for (size_t i = 0; i < d->n; i++)
     json_array_append_new(sources, json_pack("{s:s, s:I, s:I}", "name", d->src[i].name, "epoch",
-                                             (json_int_t)d->src[i].epoch, "position", (json_int_t)d->src[i].position));
+                                             (json_int_t)d->src[i].order.epoch, "position",
+                                             (json_int_t)d->src[i].order.position));
   return json_pack("{s:I, s:o}", "draws", (json_int_t)d->draws, "sources", sources);
 }
 

@@ -16,6 +16,7 @@ const char *gpt_tensor_name(enum gpt_tensor t) {
 
 int gpt_tensor_shape(const struct gpt_config *cfg, enum gpt_tensor t, size_t shape[3]) {
   size_t V = (size_t)cfg->vocab, T = (size_t)cfg->context, L = (size_t)cfg->layers, C = (size_t)cfg->width;
+  size_t head = cfg->head ? 1 : 0;
   switch (t) {
   case GPT_WTE: shape[0] = V, shape[1] = C; return 2;
   case GPT_WPE: shape[0] = T, shape[1] = C; return 2;
@@ -28,6 +29,8 @@ int gpt_tensor_shape(const struct gpt_config *cfg, enum gpt_tensor t, size_t sha
   case GPT_FCB: shape[0] = L, shape[1] = 4 * C; return 2;
   case GPT_FCPROJW: shape[0] = L, shape[1] = C, shape[2] = 4 * C; return 3;
   case GPT_LNFW: case GPT_LNFB: shape[0] = C; return 1;
+  case GPT_HEADW: shape[0] = head * C; return 1;
+  case GPT_HEADB: shape[0] = head; return 1;
   case GPT_TENSOR_COUNT: break;
   }
   return 0;
@@ -56,13 +59,14 @@ void gpt_tensor_offsets(const struct gpt_config *cfg, size_t offsets[GPT_TENSOR_
 }
 
 bool gpt_tensor_decays(enum gpt_tensor t) {
-  return t == GPT_QKVW || t == GPT_ATTPROJW || t == GPT_FCW || t == GPT_FCPROJW;
+  return t == GPT_QKVW || t == GPT_ATTPROJW || t == GPT_FCW || t == GPT_FCPROJW || t == GPT_HEADW;
 }
 
 const char *gpt_config_problem(const struct gpt_config *cfg) {
   if (cfg->vocab < 1 || cfg->context < 1 || cfg->layers < 1 || cfg->heads < 1 || cfg->width < 1)
     return "every dimension must be at least 1";
   if (cfg->width % cfg->heads != 0) return "heads must divide width";
+  if (cfg->head != 0 && cfg->head != 1) return "head must be 0 (none) or 1 (a scalar head)";
   return NULL;
 }
 
@@ -79,12 +83,13 @@ void gpt_init(const struct gpt_config *cfg, float *params, uint64_t seed) {
       for (size_t i = 0; i < n; i++) p[i] = 1.0f;
       break;
     case GPT_LN1B: case GPT_LN2B: case GPT_LNFB: case GPT_QKVB: case GPT_ATTPROJB: case GPT_FCB: case GPT_FCPROJB:
+    case GPT_HEADB:
       memset(p, 0, n * sizeof *p);
       break;
     case GPT_ATTPROJW: case GPT_FCPROJW:
       for (size_t i = 0; i < n; i++) p[i] = (float)(residual_std * rng_normal(&r));
       break;
-    default:
+    default: /* wte, wpe, qkvw, fcw and headw: headw is last, so a head draws after every other tensor */
       for (size_t i = 0; i < n; i++) p[i] = (float)(0.02 * rng_normal(&r));
     }
   }

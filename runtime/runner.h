@@ -5,8 +5,12 @@
  *
  * A stage starts from its model's initialisation, from a loaded
  * checkpoint, or from the folder of the stage before it, which must have
- * run (in this run or an earlier one into the same folder). This version
- * runs pre-training, mid-training and SFT on the CPU backend. */
+ * run (in this run or an earlier one into the same folder); a frozen
+ * reference or a reward model is read from the folder of the stage that
+ * trained it, or from the checkpoint a model loads. Every stage kind runs,
+ * on the CPU backend. After the stages an `assert` reads, it is checked:
+ * a failed gate skips the stages that depend on them, and the run fails
+ * with the assertion's place, text and values. */
 #ifndef TRAINPIPE_RUNNER_H
 #define TRAINPIPE_RUNNER_H
 

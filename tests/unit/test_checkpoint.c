@@ -1,7 +1,7 @@
-/* Checkpoints: a bit-exact round trip, the safetensors layout read back
- * by hand (not through the loader), every kind of damage reported by file
- * and problem without a crash, and saves that replace a checkpoint whole
- * and leave no temporary files. */
+/* Checkpoints: a bit-exact round trip, with and without a scalar head, the
+ * safetensors layout read back by hand (not through the loader), every
+ * kind of damage reported by file and problem without a crash, and saves
+ * that replace a checkpoint whole and leave no temporary files. */
 #include <dirent.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +15,10 @@
 
 /* V=11, T=5, L=2, H=2, C=4: every tensor distinct in size, 560 floats. */
 static const struct gpt_config tiny = {.vocab = 11, .context = 5, .layers = 2, .heads = 2, .width = 4};
+
+/* The tensors of a model without a scalar head: all but headw and headb,
+ * which come last. */
+enum { TRUNK_TENSORS = GPT_HEADW };
 
 /* --- folders and files ---------------------------------------------------- */
 
@@ -153,6 +157,7 @@ static void assert_same_floats(const float *a, const float *b, size_t n, const c
 
 static void assert_same_checkpoint(const struct checkpoint *a, const struct checkpoint *b, bool moments) {
   ck_assert_mem_eq(&a->cfg, &b->cfg, sizeof a->cfg);
+  ck_assert_str_eq(a->head, b->head);
   ck_assert_str_eq(a->tokenizer, b->tokenizer);
   ck_assert_str_eq(a->template, b->template);
   ck_assert_str_eq(a->stage, b->stage);
@@ -260,6 +265,111 @@ START_TEST(moments_not_asked_for) {
 }
 END_TEST
 
+static void edit_json(const char *path, void (*edit)(json_t *));
+static void assert_entry(const json_t *header, const char *name, const size_t *shape, int dims, size_t begin,
+                         size_t end);
+static json_t *read_header(const char *path, size_t *data_len, unsigned char **file);
+
+/* A model with a scalar head keeps it, its moments and its role. */
+START_TEST(round_trip_head) {
+  struct gpt_config cfg = tiny;
+  cfg.head = 1;
+  char dir[64], path[512], err[512] = "";
+  make_temp_folder(dir);
+  struct checkpoint ck, back;
+  make_checkpoint(&ck, &cfg, true, 13);
+  strcpy(ck.head, "reward");
+  size_t offsets[GPT_TENSOR_COUNT], n = gpt_param_count(&cfg);
+  ck_assert_uint_eq(n, gpt_param_count(&tiny) + 4 + 1);
+  gpt_tensor_offsets(&cfg, offsets);
+  ck.params[offsets[GPT_HEADB]] = 0.75f; /* not the initial 0 */
+  save_ok(dir, &ck);
+  ck_assert_msg(checkpoint_load(dir, &back, true, err, sizeof err), "%s", err);
+  ck_assert_int_eq(back.cfg.head, 1);
+  assert_same_checkpoint(&ck, &back, true);
+  checkpoint_free(&back);
+
+  /* the head's tensors where the layout puts them, and its role in both files */
+  size_t data_len;
+  file_path(path, sizeof path, dir, "model.safetensors");
+  json_t *h = read_header(path, &data_len, NULL);
+  ck_assert_uint_eq(data_len, 4 * n);
+  ck_assert_uint_eq(json_object_size(h), GPT_TENSOR_COUNT + 1);
+  size_t headw[1] = {4}, headb[1] = {1};
+  assert_entry(h, "headw", headw, 1, 4 * offsets[GPT_HEADW], 4 * offsets[GPT_HEADB]);
+  assert_entry(h, "headb", headb, 1, 4 * offsets[GPT_HEADB], 4 * n);
+  ck_assert_str_eq(json_string_value(json_object_get(json_object_get(h, "__metadata__"), "head")), "reward");
+  json_decref(h);
+  file_path(path, sizeof path, dir, "optimizer.safetensors");
+  h = read_header(path, &data_len, NULL);
+  ck_assert_uint_eq(json_object_size(h), 2 * GPT_TENSOR_COUNT + 1);
+  assert_entry(h, "v.headb", headb, 1, 4 * (n + offsets[GPT_HEADB]), 8 * n);
+  json_decref(h);
+  file_path(path, sizeof path, dir, "checkpoint.json");
+  json_t *j = json_load_file(path, 0, NULL);
+  ck_assert_str_eq(json_string_value(json_object_get(j, "head")), "reward");
+  ck_assert_int_eq(json_integer_value(json_object_get(j, "parameters")), (long long)n);
+  json_decref(j);
+
+  /* a value head, replacing it without moments */
+  strcpy(ck.head, "value");
+  free(ck.m), free(ck.v);
+  ck.m = ck.v = NULL;
+  save_ok(dir, &ck);
+  ck_assert_msg(checkpoint_load(dir, &back, true, err, sizeof err), "%s", err);
+  assert_same_checkpoint(&ck, &back, false);
+  checkpoint_free(&back);
+  checkpoint_free(&ck);
+  remove_tree(dir);
+}
+END_TEST
+
+static void claim_value_head(json_t *j) { json_object_set_new(j, "head", json_string("value")); }
+static void drop_head(json_t *j) { json_object_del(j, "head"); }
+static void unknown_head(json_t *j) { json_object_set_new(j, "head", json_string("critic")); }
+
+/* checkpoint.json's "head" and the weights' tensors must agree, and the
+ * message names checkpoint.json and the weights' file. */
+START_TEST(head_must_match_tensors) {
+  char dir[64], json[512], model[512], err[512] = "";
+  make_temp_folder(dir);
+  file_path(json, sizeof json, dir, "checkpoint.json");
+  file_path(model, sizeof model, dir, "model.safetensors");
+  struct checkpoint ck, back;
+
+  /* a head claimed, no tensors */
+  make_checkpoint(&ck, &tiny, false, 14);
+  save_ok(dir, &ck);
+  edit_json(json, claim_value_head);
+  memset(&back, 0x5a, sizeof back);
+  ck_assert(!checkpoint_load(dir, &back, true, err, sizeof err));
+  ck_assert_msg(strncmp(err, json, strlen(json)) == 0, "the message does not start with %s: %s", json, err);
+  ck_assert_msg(strstr(err, "\"head\" is \"value\" but") != NULL, "%s", err);
+  ck_assert_msg(strstr(err, model) != NULL, "%s", err);
+  ck_assert_ptr_null(back.params);
+  checkpoint_free(&ck);
+
+  /* tensors, no head claimed */
+  struct gpt_config cfg = tiny;
+  cfg.head = 1;
+  make_checkpoint(&ck, &cfg, true, 15);
+  strcpy(ck.head, "reward");
+  save_ok(dir, &ck);
+  edit_json(json, drop_head);
+  ck_assert(!checkpoint_load(dir, &back, true, err, sizeof err));
+  ck_assert_msg(strncmp(err, json, strlen(json)) == 0, "the message does not start with %s: %s", json, err);
+  ck_assert_msg(strstr(err, "holds a scalar head (headw, headb) but \"head\" gives it no role") != NULL, "%s", err);
+
+  /* a role that does not exist */
+  save_ok(dir, &ck);
+  edit_json(json, unknown_head);
+  ck_assert(!checkpoint_load(dir, &back, true, err, sizeof err));
+  ck_assert_msg(strstr(err, "\"head\" is \"critic\"; it is \"reward\" or \"value\"") != NULL, "%s", err);
+  checkpoint_free(&ck);
+  remove_tree(dir);
+}
+END_TEST
+
 /* --- the bytes on disk ---------------------------------------------------- */
 
 /* Parses a safetensors file by hand: the size field, the padding, and a
@@ -309,9 +419,12 @@ START_TEST(safetensors_layout) {
   file_path(path, sizeof path, dir, "model.safetensors");
   json_t *h = read_header(path, &data_len, &file);
   ck_assert_uint_eq(data_len, 4 * n);
-  ck_assert_uint_eq(json_object_size(h), GPT_TENSOR_COUNT + 1);
+  /* a model without a scalar head stores no headw or headb */
+  ck_assert_uint_eq(json_object_size(h), TRUNK_TENSORS + 1);
+  ck_assert_ptr_null(json_object_get(h, "headw"));
+  ck_assert_ptr_null(json_object_get(h, "headb"));
   gpt_tensor_offsets(&tiny, offsets);
-  for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
+  for (int t = 0; t < TRUNK_TENSORS; t++) {
     size_t shape[3];
     int dims = gpt_tensor_shape(&tiny, (enum gpt_tensor)t, shape);
     size_t size = gpt_tensor_size(&tiny, (enum gpt_tensor)t);
@@ -337,8 +450,8 @@ START_TEST(safetensors_layout) {
   file_path(path, sizeof path, dir, "optimizer.safetensors");
   h = read_header(path, &data_len, NULL);
   ck_assert_uint_eq(data_len, 8 * n);
-  ck_assert_uint_eq(json_object_size(h), 2 * GPT_TENSOR_COUNT + 1);
-  for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
+  ck_assert_uint_eq(json_object_size(h), 2 * TRUNK_TENSORS + 1);
+  for (int t = 0; t < TRUNK_TENSORS; t++) {
     size_t shape[3];
     int dims = gpt_tensor_shape(&tiny, (enum gpt_tensor)t, shape);
     size_t size = gpt_tensor_size(&tiny, (enum gpt_tensor)t);
@@ -363,6 +476,7 @@ START_TEST(safetensors_layout) {
   ck_assert_str_eq(json_string_value(json_object_get(j, "template")), "turns");
   ck_assert_str_eq(json_string_value(json_object_get(j, "stage")), "pretrain \"base\"");
   ck_assert_str_eq(json_string_value(json_object_get(j, "state")), "base");
+  ck_assert_ptr_null(json_object_get(j, "head"));
   ck_assert_int_eq(json_integer_value(json_object_get(j, "step")), 1234);
   ck_assert(json_number_value(json_object_get(j, "tokens")) == 5.0e9 + 0.25);
   ck_assert_int_eq(json_integer_value(json_object_get(j, "parameters")), (long long)n);
@@ -786,6 +900,22 @@ START_TEST(refuses_bad_input) {
   strcpy(ck.stage, "\xff\xfe");
   ck_assert(!checkpoint_save(target, &ck, err, sizeof err));
   ck_assert_msg(strstr(err, "stage name is not valid UTF-8") != NULL, "%s", err);
+  strcpy(ck.stage, "base");
+
+  /* a role without a head, a head without a role, a role that does not exist */
+  strcpy(ck.head, "reward");
+  ck_assert(!checkpoint_save(target, &ck, err, sizeof err));
+  ck_assert_msg(strstr(err, "the model has no scalar head") != NULL, "%s", err);
+  ck.head[0] = '\0';
+  ck.cfg.head = 1;
+  ck_assert(!checkpoint_save(target, &ck, err, sizeof err));
+  ck_assert_msg(strstr(err, "no role for it") != NULL, "%s", err);
+  strcpy(ck.head, "critic");
+  ck_assert(!checkpoint_save(target, &ck, err, sizeof err));
+  ck_assert_msg(strstr(err, "\"critic\"") != NULL, "%s", err);
+  ck.cfg.head = 2;
+  ck_assert(!checkpoint_save(target, &ck, err, sizeof err));
+  ck_assert_msg(strstr(err, "head must be 0") != NULL, "%s", err);
 
   ck_assert_int_ne(access(target, F_OK), 0);
   checkpoint_free(&ck);
@@ -801,6 +931,8 @@ Suite *checkpoint_suite(void) {
   tcase_add_test(tc, round_trip_large);
   tcase_add_test(tc, without_moments);
   tcase_add_test(tc, moments_not_asked_for);
+  tcase_add_test(tc, round_trip_head);
+  tcase_add_test(tc, head_must_match_tensors);
   tcase_add_test(tc, safetensors_layout);
   tcase_add_loop_test(tc, damage_is_reported, 0, (int)(sizeof damages / sizeof damages[0]));
   tcase_add_test(tc, damage_anywhere);

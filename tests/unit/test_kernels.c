@@ -1,6 +1,8 @@
 /* The CPU kernels: each backward against central differences of its
  * forward, forwards against plain double-precision references, gradients
- * that accumulate, the optimiser step, and results that repeat bit for bit.
+ * that accumulate, the optimiser step, and results that repeat bit for bit;
+ * and the scalar head through the whole CPU backend, its gradients against
+ * central differences of the backend's forward.
  *
  * Gradient checks take the scalar L = sum(dout * out) for a random dout, so
  * that the backward's output is dL/dinput, and compare it with
@@ -12,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/backend.h"
 #include "runtime/cpu_kernels.h"
 #include "tests/unit/suites.h"
 
@@ -332,6 +335,154 @@ START_TEST(logprob_gradient) {
 }
 END_TEST
 
+struct scalar_head_case {
+  float *x, *w, *b, *dvalues, *values;
+};
+
+static double scalar_head_loss(void *p) {
+  struct scalar_head_case *k = p;
+  scalar_head_forward(k->values, k->x, k->w, k->b, N, C);
+  return dot_double(k->dvalues, k->values, N);
+}
+
+START_TEST(scalar_head_gradient) {
+  uint64_t s = 8;
+  struct scalar_head_case k;
+  k.x = rand_floats((size_t)N * C, &s, 1.0f);
+  k.w = rand_floats(C, &s, 1.0f);
+  k.b = rand_floats(1, &s, 1.0f);
+  k.dvalues = rand_floats(N, &s, 1.0f);
+  k.values = zero_floats(N);
+  float *dx = zero_floats((size_t)N * C), *dw = zero_floats(C), *db = zero_floats(1);
+  scalar_head_backward(dx, dw, db, k.dvalues, k.x, k.w, N, C);
+  expect_grad("scalar_head", "x", scalar_head_loss, &k, k.x, dx, (size_t)N * C);
+  expect_grad("scalar_head", "w", scalar_head_loss, &k, k.w, dw, C);
+  expect_grad("scalar_head", "b", scalar_head_loss, &k, k.b, db, 1);
+  free(k.x), free(k.w), free(k.b), free(k.dvalues), free(k.values), free(dx), free(dw), free(db);
+}
+END_TEST
+
+/* ------------------------------------------------------------------------
+ * The scalar head through the backend: loss = sum over positions of
+ * c_t value_t, the backend's gradient of every parameter (a sample of
+ * them: every third) against central differences of its forward. */
+
+enum { HB = 2, HT = 5 };
+
+static const struct gpt_config head_model = {
+    .vocab = V, .context = HT, .layers = 1, .heads = H, .width = C, .head = 1};
+
+struct backend_case {
+  struct backend *be;
+  float *params, *coef, *values;
+  int32_t tokens[HB * HT], targets[HB * HT];
+};
+
+static double backend_value_loss(void *p) {
+  struct backend_case *k = p;
+  k->be->ops->write_params(k->be, k->params);
+  k->be->ops->forward(k->be, k->tokens, NULL, HB, HT, NULL, k->values);
+  return dot_double(k->coef, k->values, HB * HT);
+}
+
+static void backend_case_init(struct backend_case *k, uint64_t seed) {
+  char err[256] = "";
+  struct backend_spec spec = {.cfg = head_model, .max_batch = HB, .max_seq = HT, .train = true};
+  k->be = cpu_backend_create(&spec, err, sizeof err);
+  ck_assert_msg(k->be != NULL, "%s", err);
+  /* weights of a few tenths: the head's value moves with every parameter */
+  k->params = rand_floats(k->be->n_params, &seed, 0.5f);
+  k->coef = rand_floats(HB * HT, &seed, 1.0f);
+  k->values = zero_floats(HB * HT);
+  for (int n = 0; n < HB * HT; n++) {
+    k->tokens[n] = (int32_t)((n * 7 + 2) % V);
+    k->targets[n] = n % 4 == 3 ? -1 : (int32_t)((n * 5 + 1) % V);
+  }
+  k->be->ops->write_params(k->be, k->params);
+}
+
+static void backend_case_free(struct backend_case *k) {
+  backend_destroy(k->be);
+  free(k->params), free(k->coef), free(k->values);
+}
+
+START_TEST(scalar_head_backend_gradient) {
+  struct backend_case k;
+  backend_case_init(&k, 61);
+  size_t n = k.be->n_params;
+  float *grads = zero_floats(n);
+  k.be->ops->zero_grad(k.be);
+  k.be->ops->forward(k.be, k.tokens, NULL, HB, HT, NULL, k.values);
+  k.be->ops->backward(k.be, NULL, k.coef);
+  k.be->ops->read_grads(k.be, grads);
+
+  size_t offsets[GPT_TENSOR_COUNT];
+  gpt_tensor_offsets(&head_model, offsets);
+  /* the LM head has no part in it: wte's gradient is the embedding's alone */
+  for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
+    size_t size = gpt_tensor_size(&head_model, (enum gpt_tensor)t);
+    size_t stride = t == GPT_HEADW || t == GPT_HEADB || t == GPT_LNFW || t == GPT_LNFB ? 1 : 3;
+    expect_grad_every("scalar head (backend)", gpt_tensor_name((enum gpt_tensor)t), backend_value_loss, &k,
+                      k.params + offsets[t], grads + offsets[t], size, stride);
+  }
+  free(grads);
+  backend_case_free(&k);
+}
+END_TEST
+
+/* Values do not depend on whether the LM head runs, and the two outputs'
+ * gradients add. */
+START_TEST(scalar_head_beside_the_lm_head) {
+  struct backend_case k;
+  backend_case_init(&k, 62);
+  size_t n = k.be->n_params;
+  float logp[HB * HT], with_lm[HB * HT], dlogp[HB * HT];
+  k.be->ops->forward(k.be, k.tokens, NULL, HB, HT, NULL, k.values);
+  k.be->ops->forward(k.be, k.tokens, k.targets, HB, HT, logp, with_lm);
+  ck_assert_mem_eq(k.values, with_lm, sizeof with_lm);
+  for (int i = 0; i < HB * HT; i++) dlogp[i] = k.targets[i] < 0 ? 0.0f : -0.1f;
+
+  float *both = zero_floats(n), *lm = zero_floats(n), *head = zero_floats(n);
+  k.be->ops->zero_grad(k.be);
+  k.be->ops->forward(k.be, k.tokens, k.targets, HB, HT, logp, k.values);
+  k.be->ops->backward(k.be, dlogp, k.coef);
+  k.be->ops->read_grads(k.be, both);
+  k.be->ops->zero_grad(k.be);
+  k.be->ops->forward(k.be, k.tokens, k.targets, HB, HT, logp, k.values);
+  k.be->ops->backward(k.be, dlogp, NULL);
+  k.be->ops->read_grads(k.be, lm);
+  k.be->ops->zero_grad(k.be);
+  k.be->ops->forward(k.be, k.tokens, NULL, HB, HT, NULL, k.values);
+  k.be->ops->backward(k.be, NULL, k.coef);
+  k.be->ops->read_grads(k.be, head);
+  double worst = 0.0;
+  for (size_t i = 0; i < n; i++) worst = fmax(worst, rel_err(both[i], (double)lm[i] + head[i], GRAD_FLOOR));
+  report("scalar head", "sum", worst);
+  ck_assert_double_lt(worst, VALUE_TOL);
+
+  /* without a head, values are left alone and dvalues is ignored */
+  struct gpt_config plain = head_model;
+  plain.head = 0;
+  char err[256] = "";
+  struct backend_spec spec = {.cfg = plain, .max_batch = HB, .max_seq = HT, .train = true};
+  struct backend *b = cpu_backend_create(&spec, err, sizeof err);
+  ck_assert_msg(b != NULL, "%s", err);
+  ck_assert_uint_eq(b->n_params, n - C - 1);
+  b->ops->write_params(b, k.params);
+  float untouched[HB * HT];
+  for (int i = 0; i < HB * HT; i++) untouched[i] = 42.0f;
+  b->ops->zero_grad(b);
+  b->ops->forward(b, k.tokens, k.targets, HB, HT, logp, untouched);
+  for (int i = 0; i < HB * HT; i++) ck_assert_float_eq(untouched[i], 42.0f);
+  b->ops->backward(b, dlogp, k.coef);
+  b->ops->read_grads(b, head);
+  ck_assert_mem_eq(head, lm, (n - C - 1) * sizeof *lm);
+  backend_destroy(b);
+  free(both), free(lm), free(head);
+  backend_case_free(&k);
+}
+END_TEST
+
 /* ------------------------------------------------------------------------
  * Forwards against double-precision references */
 
@@ -446,6 +597,20 @@ static void attention_values_on(int nb, int nt, const char *name, uint64_t seed)
 START_TEST(attention_values) {
   attention_values_on(B, T, "attention", 14);
   attention_values_on(2, LONG_T, "attention T=135", 15);
+}
+END_TEST
+
+START_TEST(scalar_head_values) {
+  uint64_t s = 17;
+  float *x = rand_floats((size_t)N * C, &s, 2.0f), *w = rand_floats(C, &s, 1.0f), *b = rand_floats(1, &s, 1.0f);
+  float *values = rand_floats(N, &s, 1.0f); /* overwritten */
+  scalar_head_forward(values, x, w, b, N, C);
+  double want[N];
+  for (int n = 0; n < N; n++) want[n] = dot_double(x + (size_t)n * C, w, C) + b[0];
+  double err = max_rel_err(values, want, N);
+  report("scalar_head", "forward", err);
+  ck_assert_double_lt(err, VALUE_TOL);
+  free(x), free(w), free(b), free(values);
 }
 END_TEST
 
@@ -586,6 +751,11 @@ START_TEST(backward_accumulates) {
   TWICE(residual_backward(g1, g2, dout, BIG));
   expect_doubled("residual da", o1, g1, BIG);
   expect_doubled("residual db", o2, g2, BIG);
+
+  TWICE(scalar_head_backward(g1, g2, g3, dout, inp, ws, N, C));
+  expect_doubled("scalar_head dx", o1, g1, (size_t)N * C);
+  expect_doubled("scalar_head dw", o2, g2, C);
+  expect_doubled("scalar_head db", o3, g3, 1);
 #undef TWICE
 
   /* The logprob backward consumes its logits: a forward before each. */
@@ -779,6 +949,9 @@ Suite *kernels_suite(void) {
   tcase_add_test(tc, gelu_gradient);
   tcase_add_test(tc, residual_gradient);
   tcase_add_test(tc, logprob_gradient);
+  tcase_add_test(tc, scalar_head_gradient);
+  tcase_add_test(tc, scalar_head_backend_gradient);
+  tcase_add_test(tc, scalar_head_beside_the_lm_head);
   suite_add_tcase(s, tc);
   tc = tcase_create("forward");
   tcase_add_test(tc, encoder_values);
@@ -788,6 +961,7 @@ Suite *kernels_suite(void) {
   tcase_add_test(tc, gelu_values);
   tcase_add_test(tc, logprob_values);
   tcase_add_test(tc, logprob_ignored_targets);
+  tcase_add_test(tc, scalar_head_values);
   suite_add_tcase(s, tc);
   tc = tcase_create("accumulate");
   tcase_add_test(tc, backward_accumulates);
