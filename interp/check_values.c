@@ -402,7 +402,15 @@ static void check_value(struct checker *c, const struct key_spec *key, struct ex
   case T_REWARD:
     if (v->kind == EXPR_NAME) check_resolve(c, &v->u.name, WANT_MODEL_OR_STAGE);
     else if (v->kind == EXPR_CALL) check_function_value(c, OWNER_VERIFIER, v);
-    else wrong_type(c, key, v, "name a reward_model stage, or write verifier(match = \"...\", against = \"...\")");
+    else if (v->kind == EXPR_LIST && v->u.list.items) {
+      /* verifiers whose rewards add up */
+      for (const struct arg *a = v->u.list.items; a; a = a->next)
+        if (a->value->kind == EXPR_CALL) check_function_value(c, OWNER_VERIFIER, a->value);
+        else wrong_type(c, key, a->value, "a list holds verifier(...) calls, whose rewards add up");
+    } else {
+      wrong_type(c, key, v, "name a reward_model stage, or write verifier(match = \"...\", against = \"...\"), or a "
+                            "list of verifiers whose rewards add up");
+    }
     return;
   case T_OPTIMIZER:
     if (v->kind == EXPR_CALL) check_function_value(c, OWNER_ADAMW, v);

@@ -56,7 +56,7 @@ const char *value_type_name(enum value_type type) {
   case T_DATA: return "a data set";
   case T_MODEL: return "a model or stage";
   case T_REFERENCE: return "frozen(model)";
-  case T_REWARD: return "a reward model or verifier(...)";
+  case T_REWARD: return "a reward model, a verifier(...) or a list of verifiers";
   case T_OPTIMIZER: return "an optimizer";
   }
   return "a value";

@@ -510,10 +510,15 @@ static json_t *stage_json(struct planner *p, const struct item *stage) {
       json_object_set_new(s, keys[i], absolute_path_json(program_resolve_path(p->prog, m, where->value->u.string.text)));
   }
   if (!rew && item_entry(stage, "reward")) {
-    const struct entry *re = item_entry(stage, "reward");
-    json_object_set_new(s, "reward", json_string("verifier"));
-    if (re->value->kind == EXPR_CALL)
-      json_object_set_new(s, "verifier", settings_json(p, OWNER_VERIFIER, NULL, re->value->u.call.args));
+    /* one verifier, or a list of them whose rewards add up */
+    const struct expr *rv = item_entry(stage, "reward")->value;
+    json_t *verifiers = json_array();
+    if (rv->kind == EXPR_CALL) json_array_append_new(verifiers, settings_json(p, OWNER_VERIFIER, NULL, rv->u.call.args));
+    for (const struct arg *a = rv->kind == EXPR_LIST ? rv->u.list.items : NULL; a; a = a->next)
+      if (a->value->kind == EXPR_CALL)
+        json_array_append_new(verifiers, settings_json(p, OWNER_VERIFIER, NULL, a->value->u.call.args));
+    json_object_set_new(s, "reward", json_string(json_array_size(verifiers) > 1 ? "verifiers" : "verifier"));
+    json_object_set_new(s, "verifiers", verifiers);
   }
 
   /* work: tokens through the model, steps, FLOPs by part */

@@ -433,19 +433,25 @@ done:
   return ok;
 }
 
-/* The verifier(...) of a stage, from the plan's settings. */
+/* The verifier(...) of a stage, or the list of them whose rewards add up,
+ * from the plan's settings. */
 static struct verifier *stage_verifier(const struct stage_common *c, char *err, size_t err_size) {
-  json_t *v = json_object_get(c->stage, "verifier");
-  const char *format = setting_text(v, "format", NULL);
-  struct verifier_spec spec = {
-      .match = setting_text(v, "match", ""), .against = setting_text(v, "against", ""),
-      .compare = strcmp(setting_text(v, "compare", "exact"), "numeric") == 0 ? VERIFIER_NUMERIC : VERIFIER_EXACT,
-      .tolerance = setting(v, "tolerance"), .format = format, .weight = setting(v, "weight")};
-  if (isnan(spec.tolerance)) spec.tolerance = 1e-6;
-  if (isnan(spec.weight)) spec.weight = 1;
+  json_t *list = json_object_get(c->stage, "verifiers");
+  size_t n = json_array_size(list);
+  struct verifier_spec *specs = xmalloc((n ? n : 1) * sizeof *specs);
+  for (size_t i = 0; i < n; i++) {
+    json_t *v = json_array_get(list, i);
+    specs[i] = (struct verifier_spec){
+        .match = setting_text(v, "match", ""), .against = setting_text(v, "against", ""),
+        .compare = strcmp(setting_text(v, "compare", "exact"), "numeric") == 0 ? VERIFIER_NUMERIC : VERIFIER_EXACT,
+        .tolerance = setting(v, "tolerance"), .format = setting_text(v, "format", NULL), .weight = setting(v, "weight")};
+    if (isnan(specs[i].tolerance)) specs[i].tolerance = 1e-6;
+    if (isnan(specs[i].weight)) specs[i].weight = 1;
+  }
   char why[256];
-  struct verifier *ver = verifier_create(&spec, 1, why, sizeof why);
-  if (!ver) snprintf(err, err_size, "stage '%s': the verifier: %s", c->name, why);
+  struct verifier *ver = n ? verifier_create(specs, n, why, sizeof why) : NULL;
+  if (!ver) snprintf(err, err_size, "stage '%s': the verifier: %s", c->name, n ? why : "the plan gives none");
+  free(specs);
   return ver;
 }
 
@@ -490,7 +496,7 @@ static bool run_rl_stage(const struct stage_common *c, struct backend *policy, s
                                  "optimiser state", ref_name, frozen_bytes(reference) / 1048576.0);
   }
   const char *reward = str(c->stage, "reward");
-  if (strcmp(reward, "verifier") == 0) {
+  if (json_array_size(json_object_get(c->stage, "verifiers")) > 0) {
     if (!(verifier = stage_verifier(c, err, err_size))) goto done;
   } else if (reward[0]) {
     char *dir = checkpoint_of(c->plan, c->stage, reward, c->opt, "reward", err, err_size);
