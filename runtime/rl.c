@@ -411,8 +411,9 @@ static void online_dpo_step(const struct rl_run *run, struct rollouts *r, struct
 }
 
 /* What a resumed stage needs besides the weights and the moments. */
-static json_t *resume_state(const struct rl_run *run, long constant, long adam_steps) {
+static json_t *resume_state(const struct rl_run *run, long constant, long adam_steps, double reward_before) {
   json_t *state = json_object();
+  if (!isnan(reward_before)) json_object_set_new(state, "reward_before", json_real(reward_before));
   json_object_set_new(state, "prompts", examples_state(run->prompts));
   json_object_set_new(state, "constant", json_integer(constant));
   json_object_set_new(state, "adam_steps", json_integer(adam_steps));
@@ -438,6 +439,9 @@ bool rl_train(const struct rl_run *run, struct stage_result *result, char *err, 
   if (prompts_state && !examples_restore(run->prompts, prompts_state, err, err_size)) ok = false;
   if (json_is_integer(json_object_get(state, "constant"))) constant = (long)json_integer_value(json_object_get(state, "constant"));
   if (json_is_integer(json_object_get(state, "adam_steps"))) t_adam = (long)json_integer_value(json_object_get(state, "adam_steps"));
+  double reward_before = NAN;
+  if (json_is_number(json_object_get(state, "reward_before")))
+    reward_before = json_number_value(json_object_get(state, "reward_before"));
   json_decref(state);
   if (!ok) {
     stage_io_close(&io);
@@ -457,7 +461,6 @@ bool rl_train(const struct rl_run *run, struct stage_result *result, char *err, 
   long first_step = step;
   struct rl_stats window = {0};
 
-  double reward_before = NAN;
   if (step == 0) {
     /* where the policy starts: the figure training should raise */
     double win;
@@ -474,7 +477,8 @@ bool rl_train(const struct rl_run *run, struct stage_result *result, char *err, 
 
   for (; ok && step < run->steps; step++) {
     if (run->interrupted && *run->interrupted) {
-      if (!stage_save(&io, be, io.resume_dir, step, tokens, resume_state(run, constant, t_adam), err, err_size)) {
+      json_t *resume = resume_state(run, constant, t_adam, reward_before);
+      if (!stage_save(&io, be, io.resume_dir, step, tokens, resume, err, err_size)) {
         ok = false;
         break;
       }
@@ -602,7 +606,8 @@ bool rl_train(const struct rl_run *run, struct stage_result *result, char *err, 
       window = (struct rl_stats){0};
     }
     if (run->checkpoint_every > 0 && done % run->checkpoint_every == 0 && !last) {
-      if (!stage_save(&io, be, io.resume_dir, done, tokens, resume_state(run, constant, t_adam), err, err_size)) {
+      json_t *resume = resume_state(run, constant, t_adam, reward_before);
+      if (!stage_save(&io, be, io.resume_dir, done, tokens, resume, err, err_size)) {
         ok = false;
         break;
       }
