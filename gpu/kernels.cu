@@ -1,0 +1,631 @@
+/* The CUDA backend's kernels, one forward/backward pair per layer, in fp32.
+ *
+ * Shape letters as in runtime/cpu_kernels.c: B batch, T sequence length,
+ * C width, OC a Linear's output width, V vocabulary, N = B * T rows, BH =
+ * B * H attention rows of T queries each.
+ *
+ * Every kernel is flat: one thread, warp or block per output (element, row
+ * or column), written once by its owner, so there are no atomics anywhere.
+ * Reductions across threads go through warp shuffles and shared memory in
+ * a tree whose shape depends only on the block size, which is a constant
+ * here, never on the device or the scheduling: the same inputs give the
+ * same bits on every run.
+ *
+ * Sums over rows (bias, LayerNorm weight and scalar-head gradients) are
+ * split over columns as on the CPU: a block owns 32 adjacent columns
+ * (coalesced reads of a row), its 8 thread rows take every 8th row of the
+ * input, in double like the CPU's, and the 8 partial sums are added in a
+ * fixed order at the end. Every function adds its result to the gradient
+ * once, in float, like the CPU.
+ *
+ * Every function launches on the given stream and returns the
+ * cudaGetLastError() after its launches (0 on success). */
+#include "gpu/kernels.h"
+
+#include <cuda_runtime.h>
+#include <math.h>
+
+#define WARP 32
+/* Threads per block of the elementwise and row kernels. */
+#define BLOCK 256
+/* The column-sum kernels' block: COL_X columns by COL_Y row phases. */
+#define COL_X 32
+#define COL_Y 8
+
+static inline cudaStream_t as_stream(gpu_stream s) { return (cudaStream_t)s; }
+
+static inline unsigned blocks_for(size_t n, unsigned per_block) { return (unsigned)((n + per_block - 1) / per_block); }
+
+/* Sum and maximum over a warp: a butterfly with fixed partners, so every
+ * lane ends with the same value, added in the same order on every run. */
+__device__ static inline float warp_sum(float x) {
+  for (int o = WARP / 2; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+
+__device__ static inline double warp_sum_double(double x) {
+  for (int o = WARP / 2; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
+  return x;
+}
+
+__device__ static inline float warp_max(float x) {
+  for (int o = WARP / 2; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
+  return x;
+}
+
+/* The sum of one double from each thread of a BLOCK-thread block, in a
+ * fixed tree; every thread gets it. Uses shared[BLOCK / WARP]. */
+__device__ static double block_sum_double(double x, double *shared) {
+  int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+  x = warp_sum_double(x);
+  if (lane == 0) shared[warp] = x;
+  __syncthreads();
+  x = lane < BLOCK / WARP ? shared[lane] : 0.0;
+  x = warp_sum_double(x);
+  __syncthreads(); /* shared may be reused by the caller */
+  return x;
+}
+
+__device__ static float block_max(float x, float *shared) {
+  int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
+  x = warp_max(x);
+  if (lane == 0) shared[warp] = x;
+  __syncthreads();
+  x = lane < BLOCK / WARP ? shared[lane] : -INFINITY;
+  x = warp_max(x);
+  __syncthreads();
+  return x;
+}
+
+/* Adds the COL_Y partial sums of a column-sum block, row phase 0 first,
+ * into out[c] (when c < ncols). part is shared[COL_Y][COL_X]. */
+__device__ static void column_sum_finish(float *out, int c, int ncols, double s, double (*part)[COL_X]) {
+  part[threadIdx.y][threadIdx.x] = s;
+  __syncthreads();
+  if (threadIdx.y == 0 && c < ncols) {
+    double total = 0.0;
+    for (int y = 0; y < COL_Y; y++) total += part[y][threadIdx.x];
+    out[c] += (float)total;
+  }
+}
+
+/* ------------------------------------------------------------------------
+ * Encoder: token plus position embeddings */
+
+__global__ static void encoder_forward_kernel(float *out, const int32_t *tokens, const float *wte, const float *wpe,
+                                              int N, int T, int C) {
+  /* out [N, C], tokens [N], wte [V, C], wpe [T, C]; one thread per element */
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (size_t)N * C) return;
+  int n = (int)(i / C), c = (int)(i % C);
+  int t = n % T;
+  out[i] = wte[(size_t)tokens[n] * C + c] + wpe[(size_t)t * C + c];
+}
+
+/* A token may occur at several positions, so threads cannot own positions;
+ * they own (token class, column) pairs instead. The thread for column c in
+ * grid row k walks all N positions in order and, for those whose token is
+ * congruent to k mod WTE_SPLIT, adds dout[n, c] into dwte[tokens[n], c].
+ * Each element of dwte thus has exactly one writer, which adds its terms
+ * in position order, the CPU's order: the result is deterministic (and the
+ * CPU's bits) without atomics or a sort. WTE_SPLIT multiplies the C
+ * threads' parallelism and divides each one's serial read-modify-writes;
+ * the token reads are the same address across a block (a broadcast), the
+ * dout and dwte accesses are coalesced along c. */
+#define WTE_SPLIT 32
+
+__global__ static void encoder_backward_wte_kernel(float *dwte, const float *dout, const int32_t *tokens, int N,
+                                                   int C) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  int k = blockIdx.y;
+  if (c >= C) return;
+  for (int n = 0; n < N; n++) {
+    int32_t tok = tokens[n];
+    if (tok % WTE_SPLIT == k) dwte[(size_t)tok * C + c] += dout[(size_t)n * C + c];
+  }
+}
+
+/* dwpe[t, c] has one owner thread, which adds the B positions b*T + t in
+ * order of b, as the CPU does. */
+__global__ static void encoder_backward_wpe_kernel(float *dwpe, const float *dout, int B, int T, int C) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (size_t)T * C) return;
+  float acc = dwpe[i];
+  for (int b = 0; b < B; b++) acc += dout[(size_t)b * T * C + i];
+  dwpe[i] = acc;
+}
+
+extern "C" int gpu_encoder_forward(gpu_stream s, float *out, const int32_t *tokens, const float *wte, const float *wpe,
+                                   int B, int T, int C) {
+  size_t n = (size_t)B * T * C;
+  if (n == 0) return 0;
+  encoder_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, tokens, wte, wpe, B * T, T, C);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_encoder_backward(gpu_stream s, float *dwte, float *dwpe, const float *dout, const int32_t *tokens,
+                                    int B, int T, int C) {
+  /* dwte [V, C], dwpe [T, C], dout [B, T, C], tokens [B, T] */
+  enum { WTE_BLOCK = 64 }; /* C = 768 gives 12 x WTE_SPLIT blocks */
+  if ((size_t)B * T * C == 0) return 0;
+  dim3 wte_grid(blocks_for((size_t)C, WTE_BLOCK), WTE_SPLIT);
+  encoder_backward_wte_kernel<<<wte_grid, WTE_BLOCK, 0, as_stream(s)>>>(dwte, dout, tokens, B * T, C);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return (int)err;
+  encoder_backward_wpe_kernel<<<blocks_for((size_t)T * C, BLOCK), BLOCK, 0, as_stream(s)>>>(dwpe, dout, B, T, C);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * LayerNorm (eps 1e-5, biased variance, as the CPU and torch.nn.LayerNorm) */
+
+#define LN_EPS 1e-5f
+
+/* One warp per row. Two passes, mean then the variance of the centred
+ * values, as on the CPU (E[x^2] - E[x]^2 would cancel). */
+__global__ static void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp, const float *w,
+                                                const float *b, int N, int C) {
+  int n = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+  int lane = threadIdx.x % WARP;
+  if (n >= N) return;
+  const float *x = inp + (size_t)n * C;
+  float sum = 0.0f;
+  for (int c = lane; c < C; c += WARP) sum += x[c];
+  float m = warp_sum(sum) / (float)C;
+  float var = 0.0f;
+  for (int c = lane; c < C; c += WARP) {
+    float xm = x[c] - m;
+    var += xm * xm;
+  }
+  var = warp_sum(var) / (float)C;
+  float s = 1.0f / sqrtf(var + LN_EPS);
+  float *o = out + (size_t)n * C;
+  for (int c = lane; c < C; c += WARP) o[c] = (x[c] - m) * s * w[c] + b[c];
+  if (lane == 0) {
+    mean[n] = m;
+    rstd[n] = s;
+  }
+}
+
+/* dinp, one warp per row: the normalised row's gradient minus its
+ * projections on the mean and on the normalised row, as on the CPU. */
+__global__ static void layernorm_backward_dinp_kernel(float *dinp, const float *dout, const float *inp, const float *w,
+                                                      const float *mean, const float *rstd, int N, int C) {
+  int n = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+  int lane = threadIdx.x % WARP;
+  if (n >= N) return;
+  const float *x = inp + (size_t)n * C;
+  const float *d = dout + (size_t)n * C;
+  float m = mean[n], s = rstd[n];
+  float dnorm_mean = 0.0f, dnorm_norm_mean = 0.0f;
+  for (int c = lane; c < C; c += WARP) {
+    float norm = (x[c] - m) * s;
+    float dnorm = d[c] * w[c];
+    dnorm_mean += dnorm;
+    dnorm_norm_mean += dnorm * norm;
+  }
+  dnorm_mean = warp_sum(dnorm_mean) / (float)C;
+  dnorm_norm_mean = warp_sum(dnorm_norm_mean) / (float)C;
+  float *di = dinp + (size_t)n * C;
+  for (int c = lane; c < C; c += WARP) {
+    float norm = (x[c] - m) * s;
+    di[c] += (d[c] * w[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
+  }
+}
+
+/* dw and db: a column-sum block (see the top) over the N rows. */
+__global__ static void layernorm_backward_dwdb_kernel(float *dw, float *db, const float *dout, const float *inp,
+                                                      const float *mean, const float *rstd, int N, int C) {
+  __shared__ double part[COL_Y][COL_X];
+  int c = blockIdx.x * COL_X + threadIdx.x;
+  double sw = 0.0, sb = 0.0;
+  if (c < C) {
+    for (int n = threadIdx.y; n < N; n += COL_Y) {
+      float d = dout[(size_t)n * C + c];
+      float norm = (inp[(size_t)n * C + c] - mean[n]) * rstd[n];
+      sw += d * norm;
+      sb += d;
+    }
+  }
+  column_sum_finish(dw, c, C, sw, part);
+  __syncthreads();
+  column_sum_finish(db, c, C, sb, part);
+}
+
+extern "C" int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, float *rstd, const float *inp,
+                                     const float *w, const float *b, int N, int C) {
+  /* out [N, C], mean [N], rstd [N], inp [N, C], w [C], b [C] */
+  if (N == 0 || C == 0) return 0;
+  layernorm_forward_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, as_stream(s)>>>(out, mean, rstd, inp, w,
+                                                                                            b, N, C);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout,
+                                      const float *inp, const float *w, const float *mean, const float *rstd, int N,
+                                      int C) {
+  /* dinp [N, C], dw [C], db [C], dout [N, C], inp [N, C], w [C], mean [N], rstd [N] */
+  if (N == 0 || C == 0) return 0;
+  layernorm_backward_dinp_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, as_stream(s)>>>(dinp, dout, inp, w,
+                                                                                                  mean, rstd, N, C);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return (int)err;
+  layernorm_backward_dwdb_kernel<<<blocks_for((size_t)C, COL_X), dim3(COL_X, COL_Y), 0, as_stream(s)>>>(
+      dw, db, dout, inp, mean, rstd, N, C);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * Causal softmax of attention
+ *
+ * The backend computes preatt = q k^T with cuBLAS, unscaled, and the scale
+ * 1/sqrt(hs) is applied here: for query t of attention row r = (b, h, t),
+ *
+ *   att[r, t2] = exp(scale preatt[r, t2] - mx) / sum_{t3 <= t} exp(scale preatt[r, t3] - mx)
+ *
+ * for t2 <= t, with mx the row's largest scaled score, and att[r, t2] = 0
+ * for t2 > t, which is what cpu attention_forward keeps in att (it scales
+ * inside its sgemm instead).
+ *
+ * Backward: with datt = dL/datt, the softmax's Jacobian diag(a) - a a^T
+ * and the chain factor d(scale preatt)/d(preatt) = scale give
+ *
+ *   dpreatt[r, t2] += scale att[r, t2] (datt[r, t2] - sum_{t3 <= t} att[r, t3] datt[r, t3])
+ *
+ * for t2 <= t, the CPU attention_backward's dscores; entries above the
+ * diagonal are left as they are (their gradient is 0, and whatever cuBLAS
+ * wrote in datt there is never read). One warp per row, 8 rows a block. */
+
+__global__ static void softmax_causal_forward_kernel(float *att, const float *preatt, int rows, int T, float scale) {
+  int r = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+  int lane = threadIdx.x % WARP;
+  if (r >= rows) return;
+  int t = r % T;
+  const float *p = preatt + (size_t)r * T;
+  float *a = att + (size_t)r * T;
+  float mx = -INFINITY;
+  for (int t2 = lane; t2 <= t; t2 += WARP) mx = fmaxf(mx, scale * p[t2]);
+  mx = warp_max(mx);
+  float sum = 0.0f;
+  for (int t2 = lane; t2 <= t; t2 += WARP) {
+    float e = expf(scale * p[t2] - mx);
+    a[t2] = e;
+    sum += e;
+  }
+  /* Each lane reads back only what it wrote itself, so no barrier. */
+  float inv = 1.0f / warp_sum(sum);
+  for (int t2 = lane; t2 <= t; t2 += WARP) a[t2] *= inv;
+  for (int t2 = t + 1 + lane; t2 < T; t2 += WARP) a[t2] = 0.0f;
+}
+
+__global__ static void softmax_causal_backward_kernel(float *dpreatt, const float *datt, const float *att, int rows,
+                                                      int T, float scale) {
+  int r = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+  int lane = threadIdx.x % WARP;
+  if (r >= rows) return;
+  int t = r % T;
+  const float *a = att + (size_t)r * T;
+  const float *da = datt + (size_t)r * T;
+  float *dp = dpreatt + (size_t)r * T;
+  float ada = 0.0f;
+  for (int t2 = lane; t2 <= t; t2 += WARP) ada += a[t2] * da[t2];
+  ada = warp_sum(ada);
+  for (int t2 = lane; t2 <= t; t2 += WARP) dp[t2] += scale * a[t2] * (da[t2] - ada);
+}
+
+extern "C" int gpu_softmax_causal_forward(gpu_stream s, float *att, const float *preatt, int BH, int T, float scale) {
+  /* att [BH, T, T], preatt [BH, T, T] */
+  int rows = BH * T;
+  if (rows == 0) return 0;
+  softmax_causal_forward_kernel<<<blocks_for((size_t)rows, BLOCK / WARP), BLOCK, 0, as_stream(s)>>>(att, preatt, rows,
+                                                                                                    T, scale);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_softmax_causal_backward(gpu_stream s, float *dpreatt, const float *datt, const float *att, int BH,
+                                           int T, float scale) {
+  /* dpreatt [BH, T, T], datt [BH, T, T], att [BH, T, T] */
+  int rows = BH * T;
+  if (rows == 0) return 0;
+  softmax_causal_backward_kernel<<<blocks_for((size_t)rows, BLOCK / WARP), BLOCK, 0, as_stream(s)>>>(
+      dpreatt, datt, att, rows, T, scale);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * GELU, tanh approximation
+ *
+ * 0.5 (1 + tanh u) is computed as the logistic sigmoid of 2u, the CPU's
+ * form, which keeps its precision in the negative tail where 1 + tanh u
+ * would cancel. expf here is CUDA's accurate one (no fast math). */
+
+#define GELU_SQRT_2_OVER_PI 0.7978845608028654f
+#define GELU_CUBIC 0.044715f
+
+__device__ static inline float gelu_sigmoid(float x) {
+  float u = GELU_SQRT_2_OVER_PI * (x + GELU_CUBIC * x * x * x);
+  return 1.0f / (1.0f + expf(-2.0f * u));
+}
+
+__global__ static void gelu_forward_kernel(float *out, const float *inp, size_t n) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = inp[i] * gelu_sigmoid(inp[i]);
+}
+
+__global__ static void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, size_t n) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  float x = inp[i];
+  float s = gelu_sigmoid(x);
+  float du = GELU_SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_CUBIC * x * x);
+  /* d/dx [x sigmoid(2u)] = sigmoid(2u) + 2 x sigmoid(2u) (1 - sigmoid(2u)) du/dx */
+  dinp[i] += (s + 2.0f * x * s * (1.0f - s) * du) * dout[i];
+}
+
+extern "C" int gpu_gelu_forward(gpu_stream s, float *out, const float *inp, size_t n) {
+  if (n == 0) return 0;
+  gelu_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, inp, n);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_gelu_backward(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n) {
+  if (n == 0) return 0;
+  gelu_backward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(dinp, inp, dout, n);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * Residual connection (no backward kernel: the gradient reaches both inputs
+ * unchanged) */
+
+__global__ static void residual_forward_kernel(float *out, const float *a, const float *b, size_t n) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = a[i] + b[i];
+}
+
+extern "C" int gpu_residual_forward(gpu_stream s, float *out, const float *a, const float *b, size_t n) {
+  if (n == 0) return 0;
+  residual_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, a, b, n);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * Bias of a Linear layer */
+
+__global__ static void bias_forward_kernel(float *out, const float *bias, int N, int OC) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < (size_t)N * OC) out[i] += bias[i % OC];
+}
+
+/* dbias: a column-sum block (see the top), in double like the CPU. */
+__global__ static void bias_backward_kernel(float *dbias, const float *dout, int N, int OC) {
+  __shared__ double part[COL_Y][COL_X];
+  int o = blockIdx.x * COL_X + threadIdx.x;
+  double sum = 0.0;
+  if (o < OC)
+    for (int n = threadIdx.y; n < N; n += COL_Y) sum += dout[(size_t)n * OC + o];
+  column_sum_finish(dbias, o, OC, sum, part);
+}
+
+extern "C" int gpu_bias_forward(gpu_stream s, float *out, const float *bias, int N, int OC) {
+  /* out [N, OC], bias [OC] */
+  size_t n = (size_t)N * OC;
+  if (n == 0) return 0;
+  bias_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, bias, N, OC);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_bias_backward(gpu_stream s, float *dbias, const float *dout, int N, int OC) {
+  /* dbias [OC], dout [N, OC] */
+  if (OC == 0) return 0;
+  bias_backward_kernel<<<blocks_for((size_t)OC, COL_X), dim3(COL_X, COL_Y), 0, as_stream(s)>>>(dbias, dout, N, OC);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * Log-softmax and the target gather of the LM head
+ *
+ * One block per row of logits. The maximum is subtracted before the
+ * exponentials (no overflow), and their sum is kept in double, as on the
+ * CPU, so that V small terms are not lost; logp = (l[target] - max) -
+ * log(sum), without rounding lse to float in between. */
+
+__global__ static void logprob_forward_kernel(float *logp, float *lse, const float *logits, const int32_t *targets,
+                                              int V) {
+  __shared__ float smax[BLOCK / WARP];
+  __shared__ double ssum[BLOCK / WARP];
+  int r = blockIdx.x;
+  const float *l = logits + (size_t)r * V;
+  float mx = -INFINITY;
+  for (int v = threadIdx.x; v < V; v += BLOCK) mx = fmaxf(mx, l[v]);
+  mx = block_max(mx, smax);
+  double sum = 0.0;
+  for (int v = threadIdx.x; v < V; v += BLOCK) sum += (double)expf(l[v] - mx);
+  sum = block_sum_double(sum, ssum);
+  if (threadIdx.x == 0) {
+    double log_sum = log(sum);
+    lse[r] = (float)((double)mx + log_sum);
+    int32_t target = targets[r];
+    logp[r] = target < 0 ? 0.0f : (float)((double)(l[target] - mx) - log_sum);
+  }
+}
+
+/* dlogits = dlogp (onehot(target) - exp(l - lse)) over the row, one block a
+ * row; a row with target < 0 (or dlogp 0) becomes zeros, so that a NaN or
+ * infinite dlogp of an ignored row goes nowhere, as on the CPU. */
+__global__ static void logprob_backward_kernel(float *logits, const float *lse, const float *dlogp,
+                                               const int32_t *targets, int V) {
+  int r = blockIdx.x;
+  float *l = logits + (size_t)r * V;
+  int32_t target = targets[r];
+  float d = dlogp[r];
+  if (target < 0 || d == 0.0f) {
+    for (int v = threadIdx.x; v < V; v += BLOCK) l[v] = 0.0f;
+    return;
+  }
+  float m = lse[r];
+  for (int v = threadIdx.x; v < V; v += BLOCK) {
+    float g = -d * expf(l[v] - m);
+    if (v == target) g += d;
+    l[v] = g;
+  }
+}
+
+extern "C" int gpu_logprob_forward(gpu_stream s, float *logp, float *lse, const float *logits, const int32_t *targets,
+                                   int rows, int V) {
+  /* logp [rows], lse [rows], logits [rows, V], targets [rows] */
+  if (rows == 0) return 0;
+  logprob_forward_kernel<<<rows, BLOCK, 0, as_stream(s)>>>(logp, lse, logits, targets, V);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_logprob_backward(gpu_stream s, float *logits, const float *lse, const float *dlogp,
+                                    const int32_t *targets, int rows, int V) {
+  /* logits [rows, V] (dlogits on return), lse [rows], dlogp [rows], targets [rows] */
+  if (rows == 0) return 0;
+  logprob_backward_kernel<<<rows, BLOCK, 0, as_stream(s)>>>(logits, lse, dlogp, targets, V);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * The scalar head: one value per position */
+
+/* One warp per row: values[n] = x[n, :] . w + b[0]. */
+__global__ static void scalar_head_forward_kernel(float *values, const float *x, const float *w, const float *b, int N,
+                                                  int C) {
+  int n = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+  int lane = threadIdx.x % WARP;
+  if (n >= N) return;
+  const float *xn = x + (size_t)n * C;
+  float sum = 0.0f;
+  for (int c = lane; c < C; c += WARP) sum += xn[c] * w[c];
+  sum = warp_sum(sum);
+  if (lane == 0) values[n] = sum + b[0];
+}
+
+__global__ static void scalar_head_backward_dx_kernel(float *dx, const float *dvalues, const float *w, int N, int C) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < (size_t)N * C) dx[i] += dvalues[i / C] * w[i % C];
+}
+
+/* dw: a column-sum block (see the top), sum_n dvalues[n] x[n, c] in double. */
+__global__ static void scalar_head_backward_dw_kernel(float *dw, const float *dvalues, const float *x, int N, int C) {
+  __shared__ double part[COL_Y][COL_X];
+  int c = blockIdx.x * COL_X + threadIdx.x;
+  double sum = 0.0;
+  if (c < C)
+    for (int n = threadIdx.y; n < N; n += COL_Y) sum += (double)dvalues[n] * x[(size_t)n * C + c];
+  column_sum_finish(dw, c, C, sum, part);
+}
+
+/* db[0] += sum of dvalues: one block, a fixed tree. */
+__global__ static void scalar_head_backward_db_kernel(float *db, const float *dvalues, int N) {
+  __shared__ double shared[BLOCK / WARP];
+  double sum = 0.0;
+  for (int n = threadIdx.x; n < N; n += BLOCK) sum += dvalues[n];
+  sum = block_sum_double(sum, shared);
+  if (threadIdx.x == 0) db[0] += (float)sum;
+}
+
+extern "C" int gpu_scalar_head_forward(gpu_stream s, float *values, const float *x, const float *w, const float *b,
+                                       int N, int C) {
+  /* values [N], x [N, C], w [C], b [1] */
+  if (N == 0) return 0;
+  scalar_head_forward_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, as_stream(s)>>>(values, x, w, b, N, C);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_scalar_head_backward(gpu_stream s, float *dx, float *dw, float *db, const float *dvalues,
+                                        const float *x, const float *w, int N, int C) {
+  /* dx [N, C], dw [C], db [1], dvalues [N], x [N, C], w [C] */
+  cudaStream_t st = as_stream(s);
+  if ((size_t)N * C > 0) {
+    scalar_head_backward_dx_kernel<<<blocks_for((size_t)N * C, BLOCK), BLOCK, 0, st>>>(dx, dvalues, w, N, C);
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return (int)err;
+  }
+  if (C > 0) {
+    scalar_head_backward_dw_kernel<<<blocks_for((size_t)C, COL_X), dim3(COL_X, COL_Y), 0, st>>>(dw, dvalues, x, N, C);
+    cudaError_t err = cudaGetLastError();
+    if (err != cudaSuccess) return (int)err;
+  }
+  scalar_head_backward_db_kernel<<<1, BLOCK, 0, st>>>(db, dvalues, N);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * Sum of squares, for the global gradient norm
+ *
+ * Two passes in a fixed tree. Pass one: SUM_SQUARES_PARTS blocks, block p
+ * summing the contiguous chunk p of x (its threads striding through it),
+ * each square in double (exact: a float's square fits a double's
+ * mantissa), into parts[p]. Pass two: one block adds the parts. The grid
+ * does not depend on the device, so neither do the bits.
+ *
+ * The parts live in a static device array: calls on one stream run in
+ * order, but two calls in flight at once on different streams would share
+ * it, which the backend never does (the norm is one call per step). */
+
+#define SUM_SQUARES_PARTS 512
+
+__device__ static double sum_squares_parts[SUM_SQUARES_PARTS];
+
+__global__ static void sum_squares_part_kernel(const float *x, size_t n, size_t chunk) {
+  __shared__ double shared[BLOCK / WARP];
+  size_t lo = (size_t)blockIdx.x * chunk, hi = lo + chunk;
+  if (lo > n) lo = n;
+  if (hi > n) hi = n;
+  double sum = 0.0;
+  for (size_t i = lo + threadIdx.x; i < hi; i += BLOCK) sum += (double)x[i] * x[i];
+  sum = block_sum_double(sum, shared);
+  if (threadIdx.x == 0) sum_squares_parts[blockIdx.x] = sum;
+}
+
+__global__ static void sum_squares_total_kernel(double *out) {
+  __shared__ double shared[BLOCK / WARP];
+  double sum = 0.0;
+  for (int p = threadIdx.x; p < SUM_SQUARES_PARTS; p += BLOCK) sum += sum_squares_parts[p];
+  sum = block_sum_double(sum, shared);
+  if (threadIdx.x == 0) *out = sum;
+}
+
+extern "C" int gpu_sum_squares(gpu_stream s, double *out, const float *x, size_t n) {
+  size_t chunk = (n + SUM_SQUARES_PARTS - 1) / SUM_SQUARES_PARTS;
+  sum_squares_part_kernel<<<SUM_SQUARES_PARTS, BLOCK, 0, as_stream(s)>>>(x, n, chunk);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return (int)err;
+  sum_squares_total_kernel<<<1, BLOCK, 0, as_stream(s)>>>(out);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * AdamW, as cpu_kernels.c's adamw_update: decoupled weight decay, g scaled
+ * by grad_scale first, bias corrections 1 - beta^t computed once on the
+ * host in double and passed in as floats, exactly as the CPU rounds them. */
+
+__global__ static void adamw_kernel(float *params, const float *grads, float *m, float *v, size_t n, float lr,
+                                    float beta1, float beta2, float eps, float weight_decay, float grad_scale, float c1,
+                                    float c2) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  float g = grads[i] * grad_scale;
+  float mi = beta1 * m[i] + (1.0f - beta1) * g;
+  float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
+  m[i] = mi;
+  v[i] = vi;
+  float mhat = mi / c1;
+  float vhat = vi / c2;
+  float p = params[i];
+  params[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p);
+}
+
+extern "C" int gpu_adamw_update(gpu_stream s, float *params, const float *grads, float *m, float *v, size_t n,
+                                float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
+                                int t) {
+  if (n == 0) return 0;
+  float c1 = (float)(1.0 - pow(beta1, t));
+  float c2 = (float)(1.0 - pow(beta2, t));
+  adamw_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(params, grads, m, v, n, lr, beta1, beta2, eps,
+                                                                 weight_decay, grad_scale, c1, c2);
+  return (int)cudaGetLastError();
+}

@@ -1,0 +1,81 @@
+/* The CUDA backend's kernels: the same operations, shapes and semantics as
+ * runtime/cpu_kernels.h, on device pointers, in fp32, each launched on the
+ * given stream. Matmuls go through cuBLAS (gpu_matmul_*); everything else
+ * is a kernel here. Every backward ADDS into the gradients it writes, as on
+ * the CPU, so that micro-batches accumulate. Outputs never depend on the
+ * launch configuration's race order: reductions that cross threads are
+ * either done by one block per output or summed in a fixed tree, so a
+ * kernel gives the same bits on every run.
+ *
+ * Each function returns 0 or the cudaError_t of the launch; the caller
+ * reports it with the call and the file:line (gpu/check.h). */
+#ifndef TRAINPIPE_GPU_KERNELS_H
+#define TRAINPIPE_GPU_KERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct CUstream_st *gpu_stream;
+
+int gpu_encoder_forward(gpu_stream s, float *out, const int32_t *tokens, const float *wte, const float *wpe, int B,
+                        int T, int C);
+int gpu_encoder_backward(gpu_stream s, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T,
+                         int C);
+
+int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, float *rstd, const float *inp, const float *w,
+                          const float *b, int N, int C);
+int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout, const float *inp,
+                           const float *w, const float *mean, const float *rstd, int N, int C);
+
+/* Causal attention's softmax over preatt [B, H, T, T] (the unscaled q k^T
+ * that cuBLAS computed): att = softmax(scale * preatt) over keys <= query,
+ * 0 above the diagonal, as cpu attention_forward keeps it (scale is
+ * 1/sqrt(C/H)); and its backward: dpreatt += scale att (datt - <att,
+ * datt>) over keys <= query, the chain factor scale included; dpreatt
+ * above the diagonal is left as it is. */
+int gpu_softmax_causal_forward(gpu_stream s, float *att, const float *preatt, int BH, int T, float scale);
+int gpu_softmax_causal_backward(gpu_stream s, float *dpreatt, const float *datt, const float *att, int BH, int T,
+                                float scale);
+
+int gpu_gelu_forward(gpu_stream s, float *out, const float *inp, size_t n);
+int gpu_gelu_backward(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n);
+
+int gpu_residual_forward(gpu_stream s, float *out, const float *a, const float *b, size_t n);
+
+/* Adds the bias [OC] to every row of out [N, OC]; and dbias += the column
+ * sums of dout [N, OC]. */
+int gpu_bias_forward(gpu_stream s, float *out, const float *bias, int N, int OC);
+int gpu_bias_backward(gpu_stream s, float *dbias, const float *dout, int N, int OC);
+
+/* The fused LM head's log-softmax and target gather, on logits [rows, V]
+ * that cuBLAS computed: lse[r] = logsumexp(logits[r]), logp[r] =
+ * logits[r, target] - lse[r] (0 for a target < 0). Backward overwrites
+ * logits with dlogits = dlogp (onehot(target) - softmax). */
+int gpu_logprob_forward(gpu_stream s, float *logp, float *lse, const float *logits, const int32_t *targets, int rows,
+                        int V);
+int gpu_logprob_backward(gpu_stream s, float *logits, const float *lse, const float *dlogp, const int32_t *targets,
+                         int rows, int V);
+
+/* The scalar head: values[r] = x[r] . w + b[0]; backward: dx += dvalues w,
+ * dw += sum_r dvalues[r] x[r], db += sum dvalues. */
+int gpu_scalar_head_forward(gpu_stream s, float *values, const float *x, const float *w, const float *b, int N, int C);
+int gpu_scalar_head_backward(gpu_stream s, float *dx, float *dw, float *db, const float *dvalues, const float *x,
+                             const float *w, int N, int C);
+
+/* Sum of squares of n values into *out (device, one double), in a fixed
+ * order. */
+int gpu_sum_squares(gpu_stream s, double *out, const float *x, size_t n);
+
+/* AdamW on n parameters, as cpu_kernels.h's adamw_update. */
+int gpu_adamw_update(gpu_stream s, float *params, const float *grads, float *m, float *v, size_t n, float lr,
+                     float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,520 @@
+/* The CUDA kernels (gpu/kernels.h) against the CPU kernels
+ * (runtime/cpu_kernels.h) on the same random inputs, drawn from a fixed
+ * seed; and every backward run twice from the same state, which must give
+ * the same bits. Prints the maximum relative error of every output and
+ * exits 1 on any failure, 77 (skipped) where no device is present.
+ *
+ * Relative error: |gpu - cpu| / max(|cpu|, rms), rms being the root mean
+ * square of the CPU tensor. An element near zero that results from
+ * cancellation (a LayerNorm gradient, a GELU derivative near its minimum)
+ * is thus measured against the tensor's typical size instead of its own,
+ * which rounding alone would make arbitrarily large.
+ *
+ * Tolerances: 1e-5 for fp32 results that both sides compute with the same
+ * formula and at most a few roundings apart (different summation orders
+ * of tens of terms, expf within an ulp or two of the CPU's exp_approx);
+ * 1e-4 for LayerNorm's dinp, which subtracts two row means from each
+ * gradient and so amplifies the difference between the CPU's sequential
+ * and the GPU's tree sums of C terms; 1e-12 for the double sum of
+ * squares. */
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/device.h"
+#include "gpu/kernels.h"
+#include "runtime/cpu_kernels.h"
+#include "runtime/rng.h"
+
+/* Shapes: T above 64 and C not a multiple of 32, so that the CPU's row
+ * blocks and the GPU's warp loops both see ragged ends. */
+enum { B = 2, T = 70, C = 80, H = 4, VOCAB_ENC = 50, V = 1000, N = B * T };
+
+#define TOL 1e-5
+#define TOL_LN_DINP 1e-4
+#define TOL_SUM_SQUARES 1e-12
+
+static struct rng rng;
+static int failures;
+static const gpu_stream stream = NULL;
+
+#define CUDA_OK(call)                                                                                     \
+  do {                                                                                                    \
+    int err_ = (int)(call);                                                                               \
+    if (err_ != 0) {                                                                                      \
+      printf("FAIL: %s: CUDA error %d (%s) at %s:%d\n", #call, err_, cudaGetErrorString((cudaError_t)err_), \
+             __FILE__, __LINE__);                                                                         \
+      exit(1);                                                                                            \
+    }                                                                                                     \
+  } while (0)
+
+static void *xmalloc(size_t bytes) {
+  void *p = malloc(bytes ? bytes : 1);
+  if (!p) {
+    printf("FAIL: out of memory\n");
+    exit(1);
+  }
+  return p;
+}
+
+static float *host_normal(size_t n, double sd, double mean) {
+  float *p = xmalloc(n * sizeof *p);
+  for (size_t i = 0; i < n; i++) p[i] = (float)(mean + sd * rng_normal(&rng));
+  return p;
+}
+
+static float *host_copy(const float *src, size_t n) {
+  float *p = xmalloc(n * sizeof *p);
+  memcpy(p, src, n * sizeof *p);
+  return p;
+}
+
+static void *dev_from(const void *host, size_t bytes) {
+  void *d = NULL;
+  CUDA_OK(cudaMalloc(&d, bytes ? bytes : 1));
+  if (bytes) CUDA_OK(cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice));
+  return d;
+}
+
+static float *dev_floats(const float *host, size_t n) { return dev_from(host, n * sizeof(float)); }
+
+static void dev_set(void *d, const void *host, size_t bytes) {
+  CUDA_OK(cudaMemcpy(d, host, bytes, cudaMemcpyHostToDevice));
+}
+
+/* Waits for the stream's work, then copies back. */
+static void to_host(void *host, const void *d, size_t bytes) {
+  CUDA_OK(cudaDeviceSynchronize());
+  CUDA_OK(cudaMemcpy(host, d, bytes, cudaMemcpyDeviceToHost));
+}
+
+static float *host_from_dev(const float *d, size_t n) {
+  float *p = xmalloc(n * sizeof *p);
+  to_host(p, d, n * sizeof *p);
+  return p;
+}
+
+/* Compares n values of the GPU with the CPU's; see the top for the error. */
+static void compare(const char *name, const float *gpu, const float *cpu, size_t n, double tol) {
+  double ss = 0.0;
+  for (size_t i = 0; i < n; i++) ss += (double)cpu[i] * cpu[i];
+  double rms = n ? sqrt(ss / (double)n) : 0.0;
+  double worst = 0.0;
+  size_t at = 0;
+  for (size_t i = 0; i < n; i++) {
+    double ref = fabs(cpu[i]) > rms ? fabs(cpu[i]) : rms;
+    double diff = fabs((double)gpu[i] - cpu[i]);
+    double err = diff == 0.0 ? 0.0 : diff / ref; /* 0 / 0 where both are exact zeros */
+    if (!(err <= worst)) { /* a NaN is worse than anything */
+      worst = err;
+      at = i;
+      if (isnan(err)) break;
+    }
+  }
+  int ok = worst <= tol;
+  printf("%-32s max rel err %.3e (tol %.0e)\n", name, worst, tol);
+  if (!ok) {
+    printf("  FAIL at [%zu]: gpu %.9g, cpu %.9g\n", at, gpu[at], cpu[at]);
+    failures++;
+  }
+}
+
+static void compare_bits(const char *name, const float *a, const float *b, size_t n) {
+  if (memcmp(a, b, n * sizeof *a) == 0) {
+    printf("%-32s same bits on a second run\n", name);
+    return;
+  }
+  size_t i = 0;
+  while (memcmp(a + i, b + i, sizeof *a) == 0) i++;
+  printf("%-32s FAIL: runs differ at [%zu]: %.9g, then %.9g\n", name, i, a[i], b[i]);
+  failures++;
+}
+
+/* ------------------------------------------------------------------------ */
+
+static void test_encoder(void) {
+  int32_t tokens[N];
+  for (int i = 0; i < N; i++) tokens[i] = (int32_t)rng_below(&rng, VOCAB_ENC); /* tokens repeat */
+  float *wte = host_normal((size_t)VOCAB_ENC * C, 1.0, 0.0), *wpe = host_normal((size_t)T * C, 1.0, 0.0);
+  float *out = xmalloc((size_t)N * C * sizeof *out);
+  encoder_forward(out, tokens, wte, wpe, B, T, C);
+
+  int32_t *d_tokens = dev_from(tokens, sizeof tokens);
+  float *d_wte = dev_floats(wte, (size_t)VOCAB_ENC * C), *d_wpe = dev_floats(wpe, (size_t)T * C);
+  float *d_out = dev_floats(out, (size_t)N * C);
+  CUDA_OK(cudaMemset(d_out, 0, (size_t)N * C * sizeof(float)));
+  CUDA_OK(gpu_encoder_forward(stream, d_out, d_tokens, d_wte, d_wpe, B, T, C));
+  float *g_out = host_from_dev(d_out, (size_t)N * C);
+  compare("encoder_forward out", g_out, out, (size_t)N * C, TOL);
+
+  /* Backward from random gradients already there: it must add. */
+  float *dout = host_normal((size_t)N * C, 1.0, 0.0);
+  float *dwte0 = host_normal((size_t)VOCAB_ENC * C, 1.0, 0.0), *dwpe0 = host_normal((size_t)T * C, 1.0, 0.0);
+  float *dwte = host_copy(dwte0, (size_t)VOCAB_ENC * C), *dwpe = host_copy(dwpe0, (size_t)T * C);
+  encoder_backward(dwte, dwpe, dout, tokens, B, T, C);
+
+  float *d_dout = dev_floats(dout, (size_t)N * C);
+  float *d_dwte = dev_floats(dwte0, (size_t)VOCAB_ENC * C), *d_dwpe = dev_floats(dwpe0, (size_t)T * C);
+  float *g_dwte[2], *g_dwpe[2];
+  for (int run = 0; run < 2; run++) {
+    dev_set(d_dwte, dwte0, (size_t)VOCAB_ENC * C * sizeof(float));
+    dev_set(d_dwpe, dwpe0, (size_t)T * C * sizeof(float));
+    CUDA_OK(gpu_encoder_backward(stream, d_dwte, d_dwpe, d_dout, d_tokens, B, T, C));
+    g_dwte[run] = host_from_dev(d_dwte, (size_t)VOCAB_ENC * C);
+    g_dwpe[run] = host_from_dev(d_dwpe, (size_t)T * C);
+  }
+  compare("encoder_backward dwte", g_dwte[0], dwte, (size_t)VOCAB_ENC * C, TOL);
+  compare("encoder_backward dwpe", g_dwpe[0], dwpe, (size_t)T * C, TOL);
+  compare_bits("encoder_backward dwte", g_dwte[0], g_dwte[1], (size_t)VOCAB_ENC * C);
+  compare_bits("encoder_backward dwpe", g_dwpe[0], g_dwpe[1], (size_t)T * C);
+
+  cudaFree(d_tokens), cudaFree(d_wte), cudaFree(d_wpe), cudaFree(d_out), cudaFree(d_dout), cudaFree(d_dwte),
+      cudaFree(d_dwpe);
+  free(wte), free(wpe), free(out), free(g_out), free(dout), free(dwte0), free(dwpe0), free(dwte), free(dwpe);
+  for (int run = 0; run < 2; run++) free(g_dwte[run]), free(g_dwpe[run]);
+}
+
+static void test_layernorm(void) {
+  size_t nc = (size_t)N * C;
+  float *inp = host_normal(nc, 2.0, 0.5), *w = host_normal(C, 0.5, 1.0), *b = host_normal(C, 0.5, 0.0);
+  float *out = xmalloc(nc * sizeof *out), *mean = xmalloc(N * sizeof *mean), *rstd = xmalloc(N * sizeof *rstd);
+  layernorm_forward(out, mean, rstd, inp, w, b, N, C);
+
+  float *d_inp = dev_floats(inp, nc), *d_w = dev_floats(w, C), *d_b = dev_floats(b, C);
+  float *d_out = dev_floats(out, nc), *d_mean = dev_floats(mean, N), *d_rstd = dev_floats(rstd, N);
+  CUDA_OK(gpu_layernorm_forward(stream, d_out, d_mean, d_rstd, d_inp, d_w, d_b, N, C));
+  float *g_out = host_from_dev(d_out, nc), *g_mean = host_from_dev(d_mean, N), *g_rstd = host_from_dev(d_rstd, N);
+  compare("layernorm_forward out", g_out, out, nc, TOL);
+  compare("layernorm_forward mean", g_mean, mean, N, TOL);
+  compare("layernorm_forward rstd", g_rstd, rstd, N, TOL);
+
+  /* The backward reads the CPU's mean and rstd on both sides, so that it
+   * is compared alone. */
+  dev_set(d_mean, mean, N * sizeof(float));
+  dev_set(d_rstd, rstd, N * sizeof(float));
+  float *dout = host_normal(nc, 1.0, 0.0);
+  float *dinp0 = host_normal(nc, 1.0, 0.0), *dw0 = host_normal(C, 1.0, 0.0), *db0 = host_normal(C, 1.0, 0.0);
+  float *dinp = host_copy(dinp0, nc), *dw = host_copy(dw0, C), *db = host_copy(db0, C);
+  layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+
+  float *d_dout = dev_floats(dout, nc), *d_dinp = dev_floats(dinp0, nc), *d_dw = dev_floats(dw0, C),
+        *d_db = dev_floats(db0, C);
+  float *g_dinp[2], *g_dw[2], *g_db[2];
+  for (int run = 0; run < 2; run++) {
+    dev_set(d_dinp, dinp0, nc * sizeof(float));
+    dev_set(d_dw, dw0, C * sizeof(float));
+    dev_set(d_db, db0, C * sizeof(float));
+    CUDA_OK(gpu_layernorm_backward(stream, d_dinp, d_dw, d_db, d_dout, d_inp, d_w, d_mean, d_rstd, N, C));
+    g_dinp[run] = host_from_dev(d_dinp, nc);
+    g_dw[run] = host_from_dev(d_dw, C);
+    g_db[run] = host_from_dev(d_db, C);
+  }
+  compare("layernorm_backward dinp", g_dinp[0], dinp, nc, TOL_LN_DINP);
+  compare("layernorm_backward dw", g_dw[0], dw, C, TOL);
+  compare("layernorm_backward db", g_db[0], db, C, TOL);
+  compare_bits("layernorm_backward dinp", g_dinp[0], g_dinp[1], nc);
+  compare_bits("layernorm_backward dw", g_dw[0], g_dw[1], C);
+  compare_bits("layernorm_backward db", g_db[0], g_db[1], C);
+
+  cudaFree(d_inp), cudaFree(d_w), cudaFree(d_b), cudaFree(d_out), cudaFree(d_mean), cudaFree(d_rstd),
+      cudaFree(d_dout), cudaFree(d_dinp), cudaFree(d_dw), cudaFree(d_db);
+  free(inp), free(w), free(b), free(out), free(mean), free(rstd), free(g_out), free(g_mean), free(g_rstd);
+  free(dout), free(dinp0), free(dw0), free(db0), free(dinp), free(dw), free(db);
+  for (int run = 0; run < 2; run++) free(g_dinp[run]), free(g_dw[run]), free(g_db[run]);
+}
+
+/* The softmax against the att that cpu attention_forward keeps: preatt is
+ * q k^T from the same qkv, in double here (cuBLAS's part in the backend),
+ * over the full T x T as cuBLAS writes it; the GPU scales it by
+ * 1/sqrt(C/H) inside the softmax. The backward against its formula in
+ * double on the CPU's att, which is how cpu attention_backward turns datt
+ * into the scores' gradient. */
+static void test_softmax_causal(void) {
+  int hs = C / H, BH = B * H;
+  size_t natt = (size_t)BH * T * T;
+  float scale = 1.0f / sqrtf((float)hs);
+  float *qkv = host_normal((size_t)N * 3 * C, 1.0, 0.0);
+  float *out = xmalloc((size_t)N * C * sizeof *out), *att = xmalloc(natt * sizeof *att);
+  attention_forward(out, att, qkv, B, T, C, H);
+
+  float *preatt = xmalloc(natt * sizeof *preatt);
+  for (int b = 0; b < B; b++)
+    for (int h = 0; h < H; h++)
+      for (int t = 0; t < T; t++)
+        for (int t2 = 0; t2 < T; t2++) {
+          const float *q = qkv + ((size_t)b * T + t) * 3 * C + (size_t)h * hs;
+          const float *k = qkv + ((size_t)b * T + t2) * 3 * C + C + (size_t)h * hs;
+          double dot = 0.0;
+          for (int i = 0; i < hs; i++) dot += (double)q[i] * k[i];
+          preatt[(((size_t)b * H + h) * T + t) * T + t2] = (float)dot;
+        }
+
+  float *d_preatt = dev_floats(preatt, natt), *d_att = dev_floats(preatt, natt); /* att starts as garbage */
+  CUDA_OK(gpu_softmax_causal_forward(stream, d_att, d_preatt, BH, T, scale));
+  float *g_att = host_from_dev(d_att, natt);
+  compare("softmax_causal_forward att", g_att, att, natt, TOL);
+
+  /* datt over the full square, as cuBLAS writes it; above the diagonal it
+   * must be ignored and dpreatt left as it was. */
+  float *datt = host_normal(natt, 1.0, 0.0), *dpre0 = host_normal(natt, 1.0, 0.0);
+  float *dpre = host_copy(dpre0, natt);
+  for (size_t row = 0; row < (size_t)BH * T; row++) {
+    int t = (int)(row % T);
+    const float *a = att + row * T, *da = datt + row * T;
+    double ada = 0.0;
+    for (int t2 = 0; t2 <= t; t2++) ada += (double)a[t2] * da[t2];
+    for (int t2 = 0; t2 <= t; t2++) dpre[row * T + t2] = (float)(dpre0[row * T + t2] + scale * a[t2] * (da[t2] - ada));
+  }
+  dev_set(d_att, att, natt * sizeof(float)); /* the CPU's att, so that the backward is compared alone */
+  float *d_datt = dev_floats(datt, natt), *d_dpre = dev_floats(dpre0, natt);
+  float *g_dpre[2];
+  for (int run = 0; run < 2; run++) {
+    dev_set(d_dpre, dpre0, natt * sizeof(float));
+    CUDA_OK(gpu_softmax_causal_backward(stream, d_dpre, d_datt, d_att, BH, T, scale));
+    g_dpre[run] = host_from_dev(d_dpre, natt);
+  }
+  compare("softmax_causal_backward dpreatt", g_dpre[0], dpre, natt, TOL);
+  compare_bits("softmax_causal_backward dpreatt", g_dpre[0], g_dpre[1], natt);
+
+  cudaFree(d_preatt), cudaFree(d_att), cudaFree(d_datt), cudaFree(d_dpre);
+  free(qkv), free(out), free(att), free(preatt), free(g_att), free(datt), free(dpre0), free(dpre);
+  for (int run = 0; run < 2; run++) free(g_dpre[run]);
+}
+
+static void test_gelu_residual(void) {
+  const size_t n = 10007;
+  float *inp = host_normal(n, 3.0, 0.0), *other = host_normal(n, 1.0, 0.0);
+  float *out = xmalloc(n * sizeof *out), *sum = xmalloc(n * sizeof *sum);
+  gelu_forward(out, inp, n);
+  residual_forward(sum, inp, other, n);
+
+  float *d_inp = dev_floats(inp, n), *d_other = dev_floats(other, n), *d_out = dev_floats(out, n);
+  CUDA_OK(gpu_gelu_forward(stream, d_out, d_inp, n));
+  float *g_out = host_from_dev(d_out, n);
+  compare("gelu_forward out", g_out, out, n, TOL);
+  CUDA_OK(gpu_residual_forward(stream, d_out, d_inp, d_other, n));
+  float *g_sum = host_from_dev(d_out, n);
+  compare("residual_forward out", g_sum, sum, n, TOL);
+
+  float *dout = host_normal(n, 1.0, 0.0), *dinp0 = host_normal(n, 1.0, 0.0), *dinp = host_copy(dinp0, n);
+  gelu_backward(dinp, inp, dout, n);
+  float *d_dout = dev_floats(dout, n), *d_dinp = dev_floats(dinp0, n);
+  float *g_dinp[2];
+  for (int run = 0; run < 2; run++) {
+    dev_set(d_dinp, dinp0, n * sizeof(float));
+    CUDA_OK(gpu_gelu_backward(stream, d_dinp, d_inp, d_dout, n));
+    g_dinp[run] = host_from_dev(d_dinp, n);
+  }
+  compare("gelu_backward dinp", g_dinp[0], dinp, n, TOL);
+  compare_bits("gelu_backward dinp", g_dinp[0], g_dinp[1], n);
+
+  cudaFree(d_inp), cudaFree(d_other), cudaFree(d_out), cudaFree(d_dout), cudaFree(d_dinp);
+  free(inp), free(other), free(out), free(sum), free(g_out), free(g_sum), free(dout), free(dinp0), free(dinp);
+  for (int run = 0; run < 2; run++) free(g_dinp[run]);
+}
+
+/* The bias against cpu matmul_forward and matmul_backward, whose bias
+ * parts these are: a zero input makes the product vanish, leaving the
+ * bias; and matmul_backward's dbias is the column sum. */
+static void test_bias(void) {
+  enum { OC = 3 * C + 5, K = 3 };
+  size_t nout = (size_t)N * OC;
+  float *bias = host_normal(OC, 1.0, 0.0), *w = host_normal((size_t)OC * K, 1.0, 0.0);
+  float *zero = xmalloc((size_t)N * K * sizeof *zero);
+  memset(zero, 0, (size_t)N * K * sizeof *zero);
+  float *out = xmalloc(nout * sizeof *out);
+  matmul_forward(out, zero, w, bias, N, K, OC);
+
+  float *d_bias = dev_floats(bias, OC), *d_out = dev_floats(out, nout);
+  CUDA_OK(cudaMemset(d_out, 0, nout * sizeof(float)));
+  CUDA_OK(gpu_bias_forward(stream, d_out, d_bias, N, OC));
+  float *g_out = host_from_dev(d_out, nout);
+  compare("bias_forward out", g_out, out, nout, TOL);
+
+  float *dout = host_normal(nout, 1.0, 0.0), *dbias0 = host_normal(OC, 1.0, 0.0), *dbias = host_copy(dbias0, OC);
+  float *dinp = xmalloc((size_t)N * K * sizeof *dinp), *dw = xmalloc((size_t)OC * K * sizeof *dw);
+  memset(dinp, 0, (size_t)N * K * sizeof *dinp);
+  memset(dw, 0, (size_t)OC * K * sizeof *dw);
+  matmul_backward(dinp, dw, dbias, dout, zero, w, N, K, OC);
+
+  float *d_dout = dev_floats(dout, nout), *d_dbias = dev_floats(dbias0, OC);
+  float *g_dbias[2];
+  for (int run = 0; run < 2; run++) {
+    dev_set(d_dbias, dbias0, OC * sizeof(float));
+    CUDA_OK(gpu_bias_backward(stream, d_dbias, d_dout, N, OC));
+    g_dbias[run] = host_from_dev(d_dbias, OC);
+  }
+  compare("bias_backward dbias", g_dbias[0], dbias, OC, TOL);
+  compare_bits("bias_backward dbias", g_dbias[0], g_dbias[1], OC);
+
+  cudaFree(d_bias), cudaFree(d_out), cudaFree(d_dout), cudaFree(d_dbias);
+  free(bias), free(w), free(zero), free(out), free(g_out), free(dout), free(dbias0), free(dbias), free(dinp),
+      free(dw);
+  for (int run = 0; run < 2; run++) free(g_dbias[run]);
+}
+
+/* Logits from cpu logprob_forward's product go to both sides. Every 7th
+ * target is -1 (ignored), with a NaN dlogp that must not get through;
+ * every 11th row has dlogp 0. */
+static void test_logprob(void) {
+  int rows = N;
+  int32_t targets[N];
+  for (int r = 0; r < rows; r++) targets[r] = r % 7 == 3 ? -1 : (int32_t)rng_below(&rng, V);
+  float *x = host_normal((size_t)rows * C, 1.0, 0.0), *wte = host_normal((size_t)V * C, 0.5, 0.0);
+  float *logits = xmalloc((size_t)rows * V * sizeof *logits);
+  float logp[N], lse[N];
+  logprob_forward(logp, lse, logits, x, wte, targets, rows, C, V);
+
+  int32_t *d_targets = dev_from(targets, sizeof targets);
+  float *d_logits = dev_floats(logits, (size_t)rows * V);
+  float *d_logp = dev_floats(logp, rows), *d_lse = dev_floats(lse, rows);
+  CUDA_OK(gpu_logprob_forward(stream, d_logp, d_lse, d_logits, d_targets, rows, V));
+  float *g_logp = host_from_dev(d_logp, rows), *g_lse = host_from_dev(d_lse, rows);
+  compare("logprob_forward logp", g_logp, logp, rows, TOL);
+  compare("logprob_forward lse", g_lse, lse, rows, TOL);
+
+  float dlogp[N];
+  for (int r = 0; r < rows; r++) dlogp[r] = targets[r] < 0 ? NAN : r % 11 == 5 ? 0.0f : (float)rng_normal(&rng);
+  float *dx = xmalloc((size_t)rows * C * sizeof *dx), *dwte = xmalloc((size_t)V * C * sizeof *dwte);
+  memset(dx, 0, (size_t)rows * C * sizeof *dx);
+  memset(dwte, 0, (size_t)V * C * sizeof *dwte);
+  float *dlogits = host_copy(logits, (size_t)rows * V);
+  logprob_backward(dx, dwte, dlogits, lse, dlogp, x, wte, targets, rows, C, V);
+
+  /* The CPU's lse on both sides: the backward compared alone. */
+  dev_set(d_lse, lse, rows * sizeof(float));
+  float *d_dlogp = dev_floats(dlogp, rows);
+  float *g_dlogits[2];
+  for (int run = 0; run < 2; run++) {
+    dev_set(d_logits, logits, (size_t)rows * V * sizeof(float));
+    CUDA_OK(gpu_logprob_backward(stream, d_logits, d_lse, d_dlogp, d_targets, rows, V));
+    g_dlogits[run] = host_from_dev(d_logits, (size_t)rows * V);
+  }
+  compare("logprob_backward dlogits", g_dlogits[0], dlogits, (size_t)rows * V, TOL);
+  compare_bits("logprob_backward dlogits", g_dlogits[0], g_dlogits[1], (size_t)rows * V);
+
+  cudaFree(d_targets), cudaFree(d_logits), cudaFree(d_logp), cudaFree(d_lse), cudaFree(d_dlogp);
+  free(x), free(wte), free(logits), free(g_logp), free(g_lse), free(dx), free(dwte), free(dlogits);
+  for (int run = 0; run < 2; run++) free(g_dlogits[run]);
+}
+
+static void test_scalar_head(void) {
+  size_t nc = (size_t)N * C;
+  float *x = host_normal(nc, 1.0, 0.0), *w = host_normal(C, 0.3, 0.0), b[1] = {0.25f};
+  float values[N];
+  scalar_head_forward(values, x, w, b, N, C);
+
+  float *d_x = dev_floats(x, nc), *d_w = dev_floats(w, C), *d_b = dev_floats(b, 1), *d_values = dev_floats(values, N);
+  CUDA_OK(gpu_scalar_head_forward(stream, d_values, d_x, d_w, d_b, N, C));
+  float *g_values = host_from_dev(d_values, N);
+  compare("scalar_head_forward values", g_values, values, N, TOL);
+
+  float *dvalues = host_normal(N, 1.0, 0.0);
+  float *dx0 = host_normal(nc, 1.0, 0.0), *dw0 = host_normal(C, 1.0, 0.0), db0[1] = {-0.5f};
+  float *dx = host_copy(dx0, nc), *dw = host_copy(dw0, C), db[1] = {db0[0]};
+  scalar_head_backward(dx, dw, db, dvalues, x, w, N, C);
+
+  float *d_dvalues = dev_floats(dvalues, N), *d_dx = dev_floats(dx0, nc), *d_dw = dev_floats(dw0, C),
+        *d_db = dev_floats(db0, 1);
+  float *g_dx[2], *g_dw[2], *g_db[2];
+  for (int run = 0; run < 2; run++) {
+    dev_set(d_dx, dx0, nc * sizeof(float));
+    dev_set(d_dw, dw0, C * sizeof(float));
+    dev_set(d_db, db0, sizeof(float));
+    CUDA_OK(gpu_scalar_head_backward(stream, d_dx, d_dw, d_db, d_dvalues, d_x, d_w, N, C));
+    g_dx[run] = host_from_dev(d_dx, nc);
+    g_dw[run] = host_from_dev(d_dw, C);
+    g_db[run] = host_from_dev(d_db, 1);
+  }
+  compare("scalar_head_backward dx", g_dx[0], dx, nc, TOL);
+  compare("scalar_head_backward dw", g_dw[0], dw, C, TOL);
+  compare("scalar_head_backward db", g_db[0], db, 1, TOL);
+  compare_bits("scalar_head_backward dx", g_dx[0], g_dx[1], nc);
+  compare_bits("scalar_head_backward dw", g_dw[0], g_dw[1], C);
+  compare_bits("scalar_head_backward db", g_db[0], g_db[1], 1);
+
+  cudaFree(d_x), cudaFree(d_w), cudaFree(d_b), cudaFree(d_values), cudaFree(d_dvalues), cudaFree(d_dx),
+      cudaFree(d_dw), cudaFree(d_db);
+  free(x), free(w), free(g_values), free(dvalues), free(dx0), free(dw0), free(dx), free(dw);
+  for (int run = 0; run < 2; run++) free(g_dx[run]), free(g_dw[run]), free(g_db[run]);
+}
+
+/* Doubles: a sum of exact squares, in different orders on the two sides. */
+static void test_sum_squares(void) {
+  const size_t n = 1000003;
+  float *x = host_normal(n, 1.0, 0.0);
+  double cpu = sum_squares(x, n);
+  float *d_x = dev_floats(x, n);
+  double *d_out = NULL;
+  CUDA_OK(cudaMalloc((void **)&d_out, sizeof(double)));
+  double gpu[2];
+  for (int run = 0; run < 2; run++) {
+    CUDA_OK(gpu_sum_squares(stream, d_out, d_x, n));
+    to_host(&gpu[run], d_out, sizeof(double));
+  }
+  double err = fabs(gpu[0] - cpu) / fabs(cpu);
+  int ok = err <= TOL_SUM_SQUARES;
+  printf("%-32s max rel err %.3e (tol %.0e)\n", "sum_squares", err, TOL_SUM_SQUARES);
+  if (!ok) {
+    printf("  FAIL: gpu %.17g, cpu %.17g\n", gpu[0], cpu);
+    failures++;
+  }
+  if (memcmp(&gpu[0], &gpu[1], sizeof(double)) == 0) {
+    printf("%-32s same bits on a second run\n", "sum_squares");
+  } else {
+    printf("%-32s FAIL: runs differ: %.17g, then %.17g\n", "sum_squares", gpu[0], gpu[1]);
+    failures++;
+  }
+  cudaFree(d_x), cudaFree(d_out);
+  free(x);
+}
+
+static void test_adamw(void) {
+  const size_t n = 10007;
+  const float lr = 1e-3f, beta1 = 0.9f, beta2 = 0.95f, eps = 1e-8f, wd = 0.1f, grad_scale = 0.7f;
+  const int t = 3;
+  float *p0 = host_normal(n, 1.0, 0.0), *g = host_normal(n, 1.0, 0.0), *m0 = host_normal(n, 0.1, 0.0);
+  float *v0 = host_normal(n, 0.01, 0.0);
+  for (size_t i = 0; i < n; i++) v0[i] = fabsf(v0[i]);
+  float *p = host_copy(p0, n), *m = host_copy(m0, n), *v = host_copy(v0, n);
+  adamw_update(p, g, m, v, n, lr, beta1, beta2, eps, wd, grad_scale, t);
+
+  float *d_p = dev_floats(p0, n), *d_g = dev_floats(g, n), *d_m = dev_floats(m0, n), *d_v = dev_floats(v0, n);
+  CUDA_OK(gpu_adamw_update(stream, d_p, d_g, d_m, d_v, n, lr, beta1, beta2, eps, wd, grad_scale, t));
+  float *g_p = host_from_dev(d_p, n), *g_m = host_from_dev(d_m, n), *g_v = host_from_dev(d_v, n);
+  compare("adamw_update params", g_p, p, n, TOL);
+  compare("adamw_update m", g_m, m, n, TOL);
+  compare("adamw_update v", g_v, v, n, TOL);
+
+  cudaFree(d_p), cudaFree(d_g), cudaFree(d_m), cudaFree(d_v);
+  free(p0), free(g), free(m0), free(v0), free(p), free(m), free(v), free(g_p), free(g_m), free(g_v);
+}
+
+int main(void) {
+  char info[256];
+  cuda_describe(info, sizeof info);
+  if (cuda_device_count() == 0) {
+    printf("SKIP: %s\n", info);
+    return 77;
+  }
+  printf("%s\n", info);
+  rng = rng_seed(20240611);
+  test_encoder();
+  test_layernorm();
+  test_softmax_causal();
+  test_gelu_residual();
+  test_bias();
+  test_logprob();
+  test_scalar_head();
+  test_sum_squares();
+  test_adamw();
+  if (failures) {
+    printf("FAIL: %d comparison%s failed\n", failures, failures == 1 ? "" : "s");
+    return 1;
+  }
+  printf("PASS: every kernel matches the CPU and repeats its bits\n");
+  return 0;
+}
