@@ -1,0 +1,165 @@
+/* The CUDA backend (gpu/cuda_backend.cu) against the CPU backend on the
+ * same tiny model and batch: the log-probabilities and the scalar head's
+ * values of a forward, every parameter's gradient after a backward from the
+ * same dlogp and dvalues, the weights after one AdamW step, and the
+ * log-probabilities of a backend that does not train; then the whole
+ * forward, backward and step run twice on the GPU from the same state,
+ * which must give the same bits. Prints the largest relative error of each
+ * and exits 1 on a failure, 77 (skipped) where no device is present.
+ *
+ * Relative error as in kernels_test.c: |gpu - cpu| / max(|cpu|, rms of the
+ * CPU tensor). Tolerances: 1e-4 for the forward outputs and 1e-3 for the
+ * gradients and the stepped weights (fp32 on both sides, but cuBLAS sums
+ * the matmuls' C or N terms in another order than OpenBLAS, and a gradient
+ * goes through every layer's such sums; AdamW's first step moves each
+ * weight by about lr whatever the gradient's size, so it is compared to
+ * the weight). */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "gpu/cuda_backend.h"
+#include "gpu/device.h"
+#include "runtime/backend.h"
+#include "runtime/gpt.h"
+#include "runtime/rng.h"
+
+enum { B = 2, T = 24 };
+
+static int failures;
+
+static double max_rel(const float *gpu, const float *cpu, size_t n) {
+  double sq = 0, worst = 0;
+  for (size_t i = 0; i < n; i++) sq += (double)cpu[i] * cpu[i];
+  double rms = n ? sqrt(sq / (double)n) : 0;
+  for (size_t i = 0; i < n; i++) {
+    double scale = fmax(fabs(cpu[i]), rms);
+    double e = scale > 0 ? fabs((double)gpu[i] - cpu[i]) / scale : fabs((double)gpu[i] - cpu[i]);
+    if (!(e <= worst)) worst = isnan(e) ? INFINITY : e;
+  }
+  return worst;
+}
+
+static void compare(const char *what, const float *gpu, const float *cpu, size_t n, double tol) {
+  double e = max_rel(gpu, cpu, n);
+  bool ok = e <= tol;
+  printf("%-28s max rel err %.3g (tolerance %.0e)%s\n", what, e, tol, ok ? "" : "  FAILED");
+  failures += !ok;
+}
+
+static float *floats(size_t n) {
+  float *p = calloc(n ? n : 1, sizeof *p);
+  if (!p) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
+  return p;
+}
+
+int main(void) {
+  if (cuda_device_count() == 0) {
+    char why[256];
+    cuda_describe(why, sizeof why);
+    printf("SKIP: %s\n", why);
+    return 77;
+  }
+  struct gpt_config cfg = {.vocab = 300, .context = 32, .layers = 2, .heads = 4, .width = 64, .head = 1};
+  struct backend_spec spec = {.cfg = cfg, .max_batch = B, .max_seq = T, .train = true};
+  char err[256];
+  struct backend *cpu = cpu_backend_create(&spec, err, sizeof err);
+  struct backend *gpu = cpu ? cuda_backend_create(&spec, err, sizeof err) : NULL;
+  if (!cpu || !gpu) {
+    fprintf(stderr, "cannot create the backends: %s\n", err);
+    return 1;
+  }
+  size_t P = cpu->n_params, N = (size_t)B * T;
+  float *params = floats(P);
+  gpt_init(&cfg, params, 7);
+  struct rng r = rng_seed(11);
+  /* the head starts small: give its bias a value too */
+  size_t offsets[GPT_TENSOR_COUNT];
+  gpt_tensor_offsets(&cfg, offsets);
+  params[offsets[GPT_HEADB]] = 0.25f;
+  int32_t tokens[B * T], targets[B * T];
+  float dlogp[B * T], dvalues[B * T];
+  for (size_t i = 0; i < N; i++) {
+    tokens[i] = (int32_t)rng_below(&r, (uint64_t)cfg.vocab);
+    targets[i] = i % 5 == 0 ? -1 : (int32_t)rng_below(&r, (uint64_t)cfg.vocab);
+    dlogp[i] = (float)(rng_uniform(&r) - 0.5);
+    dvalues[i] = (float)(rng_uniform(&r) - 0.5);
+  }
+  cpu->ops->write_params(cpu, params);
+  gpu->ops->write_params(gpu, params);
+
+  /* forward */
+  float *logp_c = floats(N), *logp_g = floats(N), *val_c = floats(N), *val_g = floats(N);
+  cpu->ops->forward(cpu, tokens, targets, B, T, logp_c, val_c);
+  gpu->ops->forward(gpu, tokens, targets, B, T, logp_g, val_g);
+  compare("forward logp", logp_g, logp_c, N, 1e-4);
+  compare("forward values", val_g, val_c, N, 1e-4);
+
+  /* backward: every gradient */
+  float *grad_c = floats(P), *grad_g = floats(P);
+  cpu->ops->zero_grad(cpu);
+  gpu->ops->zero_grad(gpu);
+  cpu->ops->backward(cpu, dlogp, dvalues);
+  gpu->ops->backward(gpu, dlogp, dvalues);
+  cpu->ops->read_grads(cpu, grad_c);
+  gpu->ops->read_grads(gpu, grad_g);
+  for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
+    size_t n = gpt_tensor_size(&cfg, (enum gpt_tensor)t);
+    char what[64];
+    snprintf(what, sizeof what, "gradient of %s", gpt_tensor_name((enum gpt_tensor)t));
+    if (n) compare(what, grad_g + offsets[t], grad_c + offsets[t], n, 1e-3);
+  }
+  double norm_c = cpu->ops->grad_norm(cpu, 1.0), norm_g = gpu->ops->grad_norm(gpu, 1.0);
+  float nc = (float)norm_c, ng = (float)norm_g;
+  compare("gradient norm", &ng, &nc, 1, 1e-4);
+
+  /* one AdamW step */
+  struct adamw_step s = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.1f,
+                         .grad_scale = 1.0f, .t = 1};
+  cpu->ops->step(cpu, &s);
+  gpu->ops->step(gpu, &s);
+  float *after_c = floats(P), *after_g = floats(P);
+  cpu->ops->read_params(cpu, after_c);
+  gpu->ops->read_params(gpu, after_g);
+  compare("weights after a step", after_g, after_c, P, 1e-3);
+
+  /* the same step again from the same state: the same bits */
+  float *again = floats(P);
+  gpu->ops->write_params(gpu, params);
+  float *zeros = floats(P);
+  gpu->ops->write_moments(gpu, zeros, zeros);
+  gpu->ops->forward(gpu, tokens, targets, B, T, logp_g, val_g);
+  gpu->ops->zero_grad(gpu);
+  gpu->ops->backward(gpu, dlogp, dvalues);
+  gpu->ops->step(gpu, &s);
+  gpu->ops->read_params(gpu, again);
+  bool same = memcmp(again, after_g, P * sizeof *again) == 0;
+  printf("%-28s %s\n", "a step twice, same bits", same ? "yes" : "NO  FAILED");
+  failures += !same;
+
+  /* a backend that does not train: its log-probabilities, 64 rows at a time */
+  struct backend_spec frozen = spec;
+  frozen.train = false;
+  struct backend *gpu_frozen = cuda_backend_create(&frozen, err, sizeof err);
+  if (!gpu_frozen) {
+    fprintf(stderr, "cannot create a backend that does not train: %s\n", err);
+    return 1;
+  }
+  gpu_frozen->ops->write_params(gpu_frozen, params);
+  cpu->ops->write_params(cpu, params);
+  cpu->ops->forward(cpu, tokens, targets, B, T, logp_c, val_c);
+  gpu_frozen->ops->forward(gpu_frozen, tokens, targets, B, T, logp_g, NULL);
+  compare("frozen forward logp", logp_g, logp_c, N, 1e-4);
+
+  backend_destroy(gpu_frozen);
+  backend_destroy(gpu);
+  backend_destroy(cpu);
+  free(params), free(logp_c), free(logp_g), free(val_c), free(val_g), free(grad_c), free(grad_g);
+  free(after_c), free(after_g), free(again), free(zeros);
+  printf("%s\n", failures ? "FAILED" : "ok");
+  return failures ? 1 : 0;
+}
