@@ -452,13 +452,15 @@ static const char run_usage[] =
     "usage: trainpipe run [options] FILE\n"
     "\n"
     "Trains the stages of a pipeline for real, in plan order, into a run folder:\n"
-    "OUT/STAGE/model.safetensors and checkpoint.json when a stage is done,\n"
-    "metrics.jsonl (one JSON object per logged step: step, tokens, loss, lr,\n"
-    "grad_norm, tokens_per_s, val_loss when evaluated) and log.txt. FILE is a\n"
+    "OUT/STAGE/model.safetensors, checkpoint.json and summary.json when a stage\n"
+    "is done, metrics.jsonl (one JSON object per logged step: the loss and the\n"
+    "stage's metrics, held-out ones prefixed val_) and log.txt. An assert is\n"
+    "checked when its stages finish; a failed one skips what depends on them.\n"
+    "FILE is a\n"
     "pipeline, which is checked first and not run when it has errors, or a plan\n"
     "written by 'trainpipe plan -o FILE' (.json, .yaml or .yml), which is run\n"
-    "exactly. This\n"
-    "version runs pretrain, midtrain and sft stages on the CPU.\n"
+    "exactly. Every stage kind runs, on the CPU or, for the stages that do not\n"
+    "sample, on a CUDA device.\n"
     "\n"
     "options:\n"
     "  --out=DIR           the run folder (default: runs/NAME, NAME the pipeline's)\n"
@@ -466,7 +468,8 @@ static const char run_usage[] =
     "                      have run into the same folder)\n"
     "  --from=STAGE        run this stage and the ones after it\n"
     "  --until=STAGE       run the stages up to this one, and stop after it\n"
-    "  --device=DEVICE     cpu (the default and, in this version, the only one)\n"
+    "  --device=DEVICE     cpu (the default), cuda, or auto: cuda when this build has\n"
+    "                      it and a device is present, for stages that do not sample\n"
     "  --threads=N         threads for the CPU backend (default: all cores)\n"
     "  --seed=N            replace every stage's seed\n"
     "  --steps=N           at most N optimiser steps a stage, for smoke runs\n"
@@ -522,7 +525,8 @@ static int cmd_run(int argc, char **argv, FILE *out, FILE *err, const struct cli
       if (!*v) return usage_error(err, "%s", "run: --until needs a stage name");
       ro.until = v;
     } else if ((v = option_value("--device", argc, argv, &i))) {
-      if (strcmp(v, "cpu") != 0) return usage_error(err, "run: --device=%s is not available in this version; use cpu", v);
+      if (!backend_device_find(v, &ro.device))
+        return usage_error(err, "run: no device '%s'; the devices are cpu, cuda and auto", v);
     } else if ((v = option_value("--threads", argc, argv, &i))) {
       if (!parse_count(v, 1, &n) || n > 4096) return usage_error(err, "run: --threads expects a count from 1, not '%s'", v);
       ro.threads = (int)n;

@@ -84,6 +84,19 @@ struct backend {
 /* The CPU backend (OpenBLAS + OpenMP); NULL with a reason in ERR. */
 struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, size_t err_size);
 
+/* Where a run trains: the CPU, a CUDA device (gpu/), or the CUDA device
+ * when this build has the CUDA backend, a device is present and the stage
+ * does not sample (the CUDA backend does not generate yet), else the CPU. */
+enum backend_device { DEVICE_CPU, DEVICE_CUDA, DEVICE_AUTO };
+
+/* The device called NAME ("cpu", "cuda", "auto"); false when none is. */
+bool backend_device_find(const char *name, enum backend_device *out);
+
+/* The backend of DEVICE for SPEC; NULL with a reason in ERR (a build
+ * without the CUDA backend, no device, what the backend refuses). */
+struct backend *backend_create(enum backend_device device, const struct backend_spec *spec, char *err,
+                               size_t err_size);
+
 static inline void backend_destroy(struct backend *b) {
   if (b) b->ops->destroy(b);
 }

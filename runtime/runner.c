@@ -140,7 +140,8 @@ static char *checkpoint_of(json_t *plan, json_t *stage, const char *name, const 
  * not train, for ROWS rows of up to SEQ tokens. With REWARD, the checkpoint
  * must carry a trained reward head. NULL with a reason in ERR. */
 static struct backend *frozen_model(const char *dir, const struct gpt_config *policy, int rows, int seq, bool reward,
-                                    int gen_rows, int threads, const char *what, char *err, size_t err_size) {
+                                    int gen_rows, const struct run_options *opt, const char *what, char *err,
+                                    size_t err_size) {
   struct checkpoint ck;
   if (!checkpoint_load(dir, &ck, false, err, err_size)) return NULL;
   struct backend *be = NULL;
@@ -162,8 +163,8 @@ static struct backend *frozen_model(const char *dir, const struct gpt_config *po
     goto done;
   }
   char backend_err[256];
-  be = cpu_backend_create(&(struct backend_spec){.cfg = cfg, .max_batch = rows, .max_seq = seq, .threads = threads,
-                                                 .gen_rows = gen_rows},
+  be = backend_create(opt->device, &(struct backend_spec){.cfg = cfg, .max_batch = rows, .max_seq = seq,
+                                                         .threads = opt->threads, .gen_rows = gen_rows},
                           backend_err, sizeof backend_err);
   if (!be) {
     snprintf(err, err_size, "%s: %s", what, backend_err);
@@ -380,7 +381,7 @@ static bool run_preference_stage(const struct stage_common *c, struct backend *b
     const char *name = str(c->stage, "reference");
     char *dir = checkpoint_of(c->plan, c->stage, name, c->opt, "reference", err, err_size);
     if (!dir) goto done;
-    struct backend *ref = frozen_model(dir, &c->cfg, c->micro * rows_per_example, c->seq, false, 0, c->opt->threads,
+    struct backend *ref = frozen_model(dir, &c->cfg, c->micro * rows_per_example, c->seq, false, 0, c->opt,
                                        "the reference", err, err_size);
     free(dir);
     if (!ref) goto done;
@@ -488,7 +489,7 @@ static bool run_rl_stage(const struct stage_common *c, struct backend *policy, s
     char *dir = checkpoint_of(c->plan, c->stage, ref_name, c->opt, "reference", err, err_size);
     if (!dir) goto done;
     /* online DPO's win rate samples the reference too */
-    reference = frozen_model(dir, &c->cfg, c->micro, c->seq, false, rk == RL_ONLINE_DPO ? c->batch : 0, c->opt->threads,
+    reference = frozen_model(dir, &c->cfg, c->micro, c->seq, false, rk == RL_ONLINE_DPO ? c->batch : 0, c->opt,
                              "the reference", err, err_size);
     free(dir);
     if (!reference) goto done;
@@ -501,7 +502,7 @@ static bool run_rl_stage(const struct stage_common *c, struct backend *policy, s
   } else if (reward[0]) {
     char *dir = checkpoint_of(c->plan, c->stage, reward, c->opt, "reward", err, err_size);
     if (!dir) goto done;
-    reward_model = frozen_model(dir, &c->cfg, c->micro, c->seq, true, 0, c->opt->threads, "the reward model", err,
+    reward_model = frozen_model(dir, &c->cfg, c->micro, c->seq, true, 0, c->opt, "the reward model", err,
                                 err_size);
     free(dir);
     if (!reward_model) goto done;
@@ -618,7 +619,7 @@ static bool run_stage(json_t *plan, json_t *stage, const struct run_options *opt
   if (c.how->family == FAMILY_PREFERENCES) rows = c.micro * (strcmp(c.kind, "kto") == 0 ? 1 : 2);
   if (c.how->family == FAMILY_RL) gen_rows = c.batch;
   char backend_err[256];
-  backend = cpu_backend_create(&(struct backend_spec){.cfg = c.cfg, .max_batch = rows, .max_seq = c.seq,
+  backend = backend_create(opt->device, &(struct backend_spec){.cfg = c.cfg, .max_batch = rows, .max_seq = c.seq,
                                                       .threads = opt->threads, .train = true, .gen_rows = gen_rows},
                                backend_err, sizeof backend_err);
   if (!backend) {

@@ -20,11 +20,14 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "runtime/backend.h"
+
 struct run_options {
   const char *out;         /* the run folder */
   const char *only, *from; /* one stage; or this stage and the ones after it */
   const char *until;       /* the last stage to run */
   int threads;             /* 0: the library's default */
+  enum backend_device device;
   bool has_seed;
   uint64_t seed;           /* replaces every stage's seed */
   long max_steps;          /* caps every stage's steps; 0: no cap */

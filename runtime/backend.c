@@ -1,0 +1,36 @@
+#include "runtime/backend.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "config.h"
+#ifdef HAVE_CUDA
+#include "gpu/cuda_backend.h"
+#include "gpu/device.h"
+#endif
+
+bool backend_device_find(const char *name, enum backend_device *out) {
+  static const char *const names[] = {[DEVICE_CPU] = "cpu", [DEVICE_CUDA] = "cuda", [DEVICE_AUTO] = "auto"};
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+    if (strcmp(names[i], name) == 0) {
+      *out = (enum backend_device)i;
+      return true;
+    }
+  return false;
+}
+
+struct backend *backend_create(enum backend_device device, const struct backend_spec *spec, char *err,
+                               size_t err_size) {
+#ifdef HAVE_CUDA
+  /* the CUDA backend does not generate yet: a stage that samples stays on
+   * the CPU unless it is asked for the device by name */
+  if (device == DEVICE_AUTO) device = cuda_device_count() > 0 && spec->gen_rows == 0 ? DEVICE_CUDA : DEVICE_CPU;
+  if (device == DEVICE_CUDA) return cuda_backend_create(spec, err, err_size);
+#else
+  if (device == DEVICE_CUDA) {
+    snprintf(err, err_size, "this build has no CUDA backend (configure found no nvcc); use --device=cpu");
+    return NULL;
+  }
+#endif
+  return cpu_backend_create(spec, err, err_size);
+}
