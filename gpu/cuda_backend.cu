@@ -103,19 +103,27 @@ static void matmul_backward(struct cuda_backend *b, float *dinp, float *dw, floa
 /* ------------------------------------------------------------------------
  * Attention */
 
-/* qkv [B, T, 3, H, hs] -> q, k, v [B, H, T, hs] */
-__global__ static void permute_kernel(float *q, float *k, float *v, const float *qkv, int B, int T, int H, int hs) {
-  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-  size_t n = (size_t)B * H * T * hs;
-  if (i >= n) return;
+/* Where element I of a [B, H, T, hs] tensor sits in a [B, T, ...] one
+ * whose rows are ROW floats wide with the heads side by side at their
+ * start: qkv's queries (ROW 3C; the keys and values are C and 2C further)
+ * or the heads' outputs (ROW C). */
+__device__ static size_t head_offset(size_t i, int T, int H, int hs, size_t row) {
   int d = (int)(i % hs);
   size_t rest = i / hs;
   int t = (int)(rest % T);
   rest /= T;
   int h = (int)(rest % H);
   int bb = (int)(rest / H);
+  return ((size_t)bb * T + t) * row + (size_t)h * hs + d;
+}
+
+/* qkv [B, T, 3, H, hs] -> q, k, v [B, H, T, hs] */
+__global__ static void permute_kernel(float *q, float *k, float *v, const float *qkv, int B, int T, int H, int hs) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  size_t n = (size_t)B * H * T * hs;
+  if (i >= n) return;
   size_t C = (size_t)H * hs;
-  const float *row = qkv + ((size_t)bb * T + t) * 3 * C + (size_t)h * hs + d;
+  const float *row = qkv + head_offset(i, T, H, hs, 3 * C);
   q[i] = row[0];
   k[i] = row[C];
   v[i] = row[2 * C];
@@ -128,14 +136,8 @@ __global__ static void permute_backward_kernel(float *dqkv, const float *dq, con
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   size_t n = (size_t)B * H * T * hs;
   if (i >= n) return;
-  int d = (int)(i % hs);
-  size_t rest = i / hs;
-  int t = (int)(rest % T);
-  rest /= T;
-  int h = (int)(rest % H);
-  int bb = (int)(rest / H);
   size_t C = (size_t)H * hs;
-  float *row = dqkv + ((size_t)bb * T + t) * 3 * C + (size_t)h * hs + d;
+  float *row = dqkv + head_offset(i, T, H, hs, 3 * C);
   row[0] = dq[i];
   row[C] = dk[i];
   row[2 * C] = dv[i];
@@ -146,13 +148,7 @@ __global__ static void unpermute_kernel(float *out, const float *y, int B, int T
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   size_t n = (size_t)B * H * T * hs;
   if (i >= n) return;
-  int d = (int)(i % hs);
-  size_t rest = i / hs;
-  int t = (int)(rest % T);
-  rest /= T;
-  int h = (int)(rest % H);
-  int bb = (int)(rest / H);
-  out[(((size_t)bb * T + t) * H + h) * hs + d] = y[i];
+  out[head_offset(i, T, H, hs, (size_t)H * hs)] = y[i];
 }
 
 /* The reverse: dout [B, T, H, hs] -> dy [B, H, T, hs] */
@@ -160,13 +156,7 @@ __global__ static void unpermute_backward_kernel(float *dy, const float *dout, i
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   size_t n = (size_t)B * H * T * hs;
   if (i >= n) return;
-  int d = (int)(i % hs);
-  size_t rest = i / hs;
-  int t = (int)(rest % T);
-  rest /= T;
-  int h = (int)(rest % H);
-  int bb = (int)(rest / H);
-  dy[i] = dout[(((size_t)bb * T + t) * H + h) * hs + d];
+  dy[i] = dout[head_offset(i, T, H, hs, (size_t)H * hs)];
 }
 
 #define PERMUTE_BLOCK 256

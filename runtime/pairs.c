@@ -59,6 +59,13 @@ static int mismatched(const struct example_set *set, const struct example *e, in
   return n;
 }
 
+/* The length mismatched() gives E, without putting it together. */
+static int mismatched_length(const struct example_set *set, const struct example *e, int context) {
+  const struct example *p = examples_train(set, e->partner);
+  int n = e->chosen.prompt_len + p->chosen.len - p->chosen.prompt_len;
+  return n < context + 1 ? n : context + 1;
+}
+
 /* Fills B with the examples IDX [N] (rows by LAYOUT). */
 static void fill_batch(struct pair_source *s, struct batch *b, const size_t *idx, int n) {
   const struct pair_source_spec *sp = &s->spec;
@@ -97,12 +104,10 @@ static void fill_batch(struct pair_source *s, struct batch *b, const size_t *idx
     kl->rows = xrealloc(kl->rows, (size_t)n * sizeof *kl->rows);
     s->kl_capacity = n;
   }
-  int lens[n > 0 ? n : 1];
   kl->T = 1;
   for (int i = 0; i < n; i++) {
-    const struct example *e = example_at(sp->set, sp->val, idx[i]);
-    lens[i] = mismatched(sp->set, e, sp->context, s->scratch_ids, s->scratch_mask);
-    if (lens[i] - 1 > kl->T) kl->T = lens[i] - 1;
+    int len = mismatched_length(sp->set, example_at(sp->set, sp->val, idx[i]), sp->context);
+    if (len - 1 > kl->T) kl->T = len - 1;
   }
   kl->B = n;
   kl->counted = 0;

@@ -134,6 +134,17 @@ static void add_metrics(const struct stage_run *run, const struct objective_stat
   if (run->objective.metrics) run->objective.metrics(run->objective.ctx, st, m);
 }
 
+/* The held-out metrics VAL into the metric line M, each as val_NAME. */
+static void add_held_out(json_t *m, json_t *val) {
+  const char *key;
+  json_t *v;
+  json_object_foreach(val, key, v) {
+    char name[64];
+    snprintf(name, sizeof name, "val_%s", key);
+    json_object_set(m, name, v);
+  }
+}
+
 /* The line of numbers after the loss on the progress line: the objective's
  * metrics of STEP (accuracy 0.750  margin 0.31). */
 static void metrics_text(json_t *m, char *buf, size_t size) {
@@ -191,13 +202,7 @@ bool stage_train(const struct stage_run *run, struct stage_result *result, char 
       add_metrics(run, &vst, vm);
       json_object_set_new(m, "step", json_integer(0));
       if (!isnan(val_loss)) json_object_set_new(m, "val_loss", json_real(val_loss));
-      const char *key;
-      json_t *v;
-      json_object_foreach(vm, key, v) {
-        char name[64];
-        snprintf(name, sizeof name, "val_%s", key);
-        json_object_set(m, name, v);
-      }
+      add_held_out(m, vm);
       char shown[160];
       metrics_text(vm, shown, sizeof shown);
       stage_log(&io, true, "%s  step 0/%ld  val_loss %.4f%s (before training)", run->name, run->steps, val_loss, shown);
@@ -288,13 +293,7 @@ bool stage_train(const struct stage_run *run, struct stage_result *result, char 
       json_object_set_new(m, "grad_norm", json_real(grad_norm));
       json_object_set_new(m, "tokens_per_s", json_real(per_s));
       if (!isnan(val_loss)) json_object_set_new(m, "val_loss", json_real(val_loss));
-      const char *key;
-      json_t *v;
-      if (val_metrics) json_object_foreach(val_metrics, key, v) {
-          char name[64];
-          snprintf(name, sizeof name, "val_%s", key);
-          json_object_set(m, name, v);
-        }
+      if (val_metrics) add_held_out(m, val_metrics);
       stage_metrics(&io, m);
       char eta[32], val[48] = "", shown[160];
       stage_eta((double)(run->steps - done) * (t - started) / (double)(done - first_step), eta, sizeof eta);
