@@ -21,7 +21,21 @@
  * Tokens, targets, log-probabilities and values cross the interface as host
  * arrays and are copied on the backend's stream, which every kernel and
  * cuBLAS call runs on; each copy back to the host waits for the stream.
- * Generation (gen_rows > 0) is refused at creation for now. */
+ *
+ * Precision (runtime/backend.h): fp32 runs cuBLAS's sgemm as it is; tf32
+ * lets it use the tensor cores (CUBLAS_TF32_TENSOR_OP_MATH). bf16 keeps
+ * the fp32 weights as the master copy and a bf16 copy of them (params16,
+ * refreshed after every step and every write_params); each Linear layer's
+ * input, and in the backward its output's gradient, is rounded into a
+ * bf16 scratch buffer just before the matmul, which accumulates and
+ * writes in fp32. Every other kernel keeps fp32, as autocast does with
+ * LayerNorm and softmax; attention's batched matmuls run in tf32.
+ *
+ * Generation has buffers of its own (struct gen_state), as on the CPU: a
+ * KV cache of gen_rows rows and scratch for one prompt or one token of
+ * every row, so sampling between a forward and its backward leaves what
+ * the backward needs. The logits come back to the host, where
+ * runtime/generate.c samples them with the CPU backend's code. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -37,6 +51,22 @@
 /* Without training, logits are computed for this many rows at a time, as on
  * the CPU. */
 #define LOGIT_ROWS 64
+
+/* The KV cache and generation's scratch (device), for R = gen_rows rows of
+ * S = max_seq positions; P = max(R, S) positions at a time (a prompt, or
+ * one token of every row), as in runtime/cpu_backend.c. */
+struct gen_state {
+  float *k, *v;       /* [L, R, S, C] */
+  int *len;           /* [R], host: the positions each row holds */
+  int32_t *host_ints; /* [3P], host: the tokens, rows and positions of a call */
+  int32_t *ints;      /* [3P]: their device copy */
+  float *x, *ln, *mean, *rstd;
+  float *qkv, *atty, *proj, *fch, *fch_gelu;
+  float *att;    /* [H, S, S]: a prompt's attention weights */
+  float *scores; /* [R, H, S]: a decode step's */
+  float *logits; /* [R, V] */
+  float *memory; /* the scratch above, one allocation */
+};
 
 /* Activations of one layer, for B x T positions (device). */
 struct layer_acts {
@@ -69,6 +99,11 @@ struct cuda_backend {
   float *dx, *dln, *dqkv, *datty, *datt, *dfch, *dfch_gelu, *dlnf;
   float *dq, *dk, *dv, *dy; /* [B, H, T, hs] */
   float *memory;            /* every activation and scratch buffer, one allocation */
+  /* bf16 precision: the weights' copy, and the operands of one matmul */
+  bool bf16;
+  gpu_bf16 *params16, *cast_a, *cast_b;
+  double *colsum; /* the backward's column sums' parts: GPU_COLUMN_PARTS x 4C */
+  struct gen_state gen; /* all NULL without generation rows */
 };
 
 static float *tensor(float *base, const struct cuda_backend *b, enum gpt_tensor t) { return base + b->offsets[t]; }
@@ -78,13 +113,41 @@ static unsigned blocks(size_t n, unsigned block) { return (unsigned)((n + block 
 /* ------------------------------------------------------------------------
  * Matmuls (cuBLAS) */
 
-/* out [N, OC] = inp [N, C] W^T (+ bias [OC]), W [OC, C]. In cuBLAS's
- * column-major terms: out^T [OC, N] = W^T' [OC, C] inp^T [C, N], where W
- * read column-major is W^T [C, OC], hence the transpose on it. */
+/* A weight's bf16 copy: the same offset in params16. */
+static const gpu_bf16 *weight16(const struct cuda_backend *b, const float *w) { return b->params16 + (w - b->params); }
+
+/* N floats of X rounded into the scratch TO; returns TO. */
+static const gpu_bf16 *rounded(struct cuda_backend *b, gpu_bf16 *to, const float *x, size_t n) {
+  CUDA_CHECK(gpu_to_bf16(b->stream, to, x, n));
+  return to;
+}
+
+/* C [m, n] (column-major, leading dimension ldc) = op(A) op(B) + beta C,
+ * from A and B in fp32, or from their bf16 copies A16 and B16 when the
+ * backend computes in bf16. */
+static void gemm(struct cuda_backend *b, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                 const float *A, const gpu_bf16 *A16, int lda, const float *B, const gpu_bf16 *B16, int ldb,
+                 float beta, float *C, int ldc) {
+  const float one = 1.0f;
+  if (b->bf16)
+    CUBLAS_CHECK(cublasGemmEx(b->cublas, ta, tb, m, n, k, &one, A16, CUDA_R_16BF, lda, B16, CUDA_R_16BF, ldb, &beta,
+                              C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  else
+    CUBLAS_CHECK(cublasSgemm(b->cublas, ta, tb, m, n, k, &one, A, lda, B, ldb, &beta, C, ldc));
+}
+
+/* out [N, OC] = inp [N, C] W^T (+ bias [OC]), W [OC, C] (a slice of the
+ * parameters). In cuBLAS's column-major terms: out^T [OC, N] = W^T' [OC,
+ * C] inp^T [C, N], where W read column-major is W^T [C, OC], hence the
+ * transpose on it. */
 static void matmul_forward(struct cuda_backend *b, float *out, const float *inp, const float *w, const float *bias,
                            int N, int C, int OC) {
-  const float one = 1.0f, zero = 0.0f;
-  CUBLAS_CHECK(cublasSgemm(b->cublas, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, &one, w, C, inp, C, &zero, out, OC));
+  const gpu_bf16 *w16 = NULL, *inp16 = NULL;
+  if (b->bf16) {
+    w16 = weight16(b, w);
+    inp16 = rounded(b, b->cast_a, inp, (size_t)N * C);
+  }
+  gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, w16, C, inp, inp16, C, 0.0f, out, OC);
   if (bias) CUDA_CHECK(gpu_bias_forward(b->stream, out, bias, N, OC));
 }
 
@@ -92,12 +155,17 @@ static void matmul_forward(struct cuda_backend *b, float *out, const float *inp,
  * the column sums of dout (when dbias is not NULL). */
 static void matmul_backward(struct cuda_backend *b, float *dinp, float *dw, float *dbias, const float *dout,
                             const float *inp, const float *w, int N, int C, int OC) {
-  const float one = 1.0f;
+  const gpu_bf16 *w16 = NULL, *inp16 = NULL, *dout16 = NULL;
+  if (b->bf16) {
+    w16 = weight16(b, w);
+    inp16 = rounded(b, b->cast_a, inp, (size_t)N * C);
+    dout16 = rounded(b, b->cast_b, dout, (size_t)N * OC);
+  }
   /* dinp^T [C, N] += W^T [C, OC] dout^T [OC, N] */
-  CUBLAS_CHECK(cublasSgemm(b->cublas, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, &one, w, C, dout, OC, &one, dinp, C));
+  gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, w16, C, dout, dout16, OC, 1.0f, dinp, C);
   /* dw^T [C, OC] += inp^T [C, N] dout [N, OC] */
-  CUBLAS_CHECK(cublasSgemm(b->cublas, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, &one, inp, C, dout, OC, &one, dw, C));
-  if (dbias) CUDA_CHECK(gpu_bias_backward(b->stream, dbias, dout, N, OC));
+  gemm(b, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, inp16, C, dout, dout16, OC, 1.0f, dw, C);
+  if (dbias) CUDA_CHECK(gpu_bias_backward(b->stream, dbias, dout, N, OC, b->colsum));
 }
 
 /* ------------------------------------------------------------------------
@@ -303,12 +371,16 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
 static void cuda_next_logits(struct backend *be, const int32_t *tokens, int B, int T, float *logits) {
   struct cuda_backend *b = (struct cuda_backend *)be;
   int C = be->spec.cfg.width, V = be->spec.cfg.vocab;
-  const float one = 1.0f, zero = 0.0f;
   cuda_forward(be, tokens, NULL, B, T, NULL, NULL);
   /* the last row of each sequence: lnf rows T - 1, 2T - 1, ..., a matrix
    * [B, C] with a leading dimension of T C */
-  CUBLAS_CHECK(cublasSgemm(b->cublas, CUBLAS_OP_T, CUBLAS_OP_N, V, B, C, &one, tensor(b->params, b, GPT_WTE), C,
-                           b->lnf + (size_t)(T - 1) * C, T * C, &zero, b->logits, V));
+  const float *wte = tensor(b->params, b, GPT_WTE), *last = b->lnf + (size_t)(T - 1) * C;
+  const gpu_bf16 *wte16 = NULL, *last16 = NULL;
+  if (b->bf16) {
+    wte16 = weight16(b, wte);
+    last16 = rounded(b, b->cast_a, b->lnf, (size_t)B * T * C) + (size_t)(T - 1) * C;
+  }
+  gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, V, B, C, wte, wte16, C, last, last16, T * C, 0.0f, b->logits, V);
   to_host(b, logits, b->logits, (size_t)B * V * sizeof *logits);
 }
 
@@ -334,11 +406,11 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
   if (from_values) {
     to_device(b, b->dvalues, dvalues, N * sizeof *dvalues);
     CUDA_CHECK(gpu_scalar_head_backward(b->stream, b->dlnf, tensor(g, b, GPT_HEADW), tensor(g, b, GPT_HEADB),
-                                        b->dvalues, b->lnf, tensor(p, b, GPT_HEADW), (int)N, C));
+                                        b->dvalues, b->lnf, tensor(p, b, GPT_HEADW), (int)N, C, b->colsum));
   }
   zero_device(b, b->dx, N * C);
   CUDA_CHECK(gpu_layernorm_backward(b->stream, b->dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->dlnf, x_last,
-                                    tensor(p, b, GPT_LNFW), b->lnf_mean, b->lnf_rstd, (int)N, C));
+                                    tensor(p, b, GPT_LNFW), b->lnf_mean, b->lnf_rstd, (int)N, C, b->colsum));
   /* b->dx is the gradient of the residual stream; a residual add passes it
    * through unchanged to both of its inputs */
   for (int l = L - 1; l >= 0; l--) {
@@ -354,7 +426,8 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
     matmul_backward(b, b->dln, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c, b->dfch, a->ln2,
                     tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C, 4 * C);
     CUDA_CHECK(gpu_layernorm_backward(b->stream, b->dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c, b->dln,
-                                      a->residual2, tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd, (int)N, C));
+                                      a->residual2, tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd, (int)N, C,
+                                      b->colsum));
     zero_device(b, b->datty, N * C);
     matmul_backward(b, b->datty, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c, b->dx, a->atty,
                     tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
@@ -363,21 +436,140 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
     matmul_backward(b, b->dln, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c, b->dqkv, a->ln1,
                     tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C, 3 * C);
     CUDA_CHECK(gpu_layernorm_backward(b->stream, b->dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c, b->dln,
-                                      x, tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C));
+                                      x, tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C, b->colsum));
   }
   CUDA_CHECK(gpu_encoder_backward(b->stream, tensor(g, b, GPT_WTE), tensor(g, b, GPT_WPE), b->dx, b->tokens, B, T, C));
 }
 
-/* create refuses gen_rows > 0, so these are never called */
-static void gen_unavailable(const char *what) {
-  fprintf(stderr, "trainpipe: internal error: %s: generation on the CUDA backend is not available yet\n", what);
+/* ------------------------------------------------------------------------
+ * Generation over the KV cache */
+
+/* The P positions a generation call computes at most. */
+static int gen_positions(const struct backend_spec *s) { return s->gen_rows > s->max_seq ? s->gen_rows : s->max_seq; }
+
+/* Layer l's keys (or values): [R, S, C]. */
+static float *cache_layer(const struct cuda_backend *b, float *cache, int l) {
+  const struct backend_spec *s = &b->base.spec;
+  return cache + (size_t)l * s->gen_rows * s->max_seq * s->cfg.width;
+}
+
+/* Layer l's LayerNorm and qkv over n rows of g->x, into g->qkv. */
+static void gen_layer_qkv(struct cuda_backend *b, int l, int n) {
+  struct gen_state *g = &b->gen;
+  int C = b->base.spec.cfg.width;
+  float *p = b->params;
+  size_t c = (size_t)l * C;
+  CUDA_CHECK(gpu_layernorm_forward(b->stream, g->ln, g->mean, g->rstd, g->x, tensor(p, b, GPT_LN1W) + c,
+                                   tensor(p, b, GPT_LN1B) + c, n, C));
+  matmul_forward(b, g->qkv, g->ln, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, n, C, 3 * C);
+}
+
+/* The rest of layer l once g->atty holds its attention's output: the
+ * projection, the residual, the MLP and its residual, over n rows of g->x. */
+static void gen_layer_tail(struct cuda_backend *b, int l, int n) {
+  struct gen_state *g = &b->gen;
+  int C = b->base.spec.cfg.width;
+  float *p = b->params;
+  size_t c = (size_t)l * C, nc = (size_t)n * C;
+  matmul_forward(b, g->proj, g->atty, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, n, C, C);
+  CUDA_CHECK(gpu_residual_forward(b->stream, g->x, g->x, g->proj, nc));
+  CUDA_CHECK(gpu_layernorm_forward(b->stream, g->ln, g->mean, g->rstd, g->x, tensor(p, b, GPT_LN2W) + c,
+                                   tensor(p, b, GPT_LN2B) + c, n, C));
+  matmul_forward(b, g->fch, g->ln, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, n, C, 4 * C);
+  CUDA_CHECK(gpu_gelu_forward(b->stream, g->fch_gelu, g->fch, 4 * nc));
+  matmul_forward(b, g->proj, g->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, tensor(p, b, GPT_FCPROJB) + c, n,
+                 4 * C, C);
+  CUDA_CHECK(gpu_residual_forward(b->stream, g->x, g->x, g->proj, nc));
+}
+
+/* The final LayerNorm of n rows of X and their logits [n, V], copied into
+ * the host's LOGITS. */
+static void gen_logits(struct cuda_backend *b, const float *x, int n, float *logits) {
+  struct gen_state *g = &b->gen;
+  const struct gpt_config *cfg = &b->base.spec.cfg;
+  float *p = b->params;
+  CUDA_CHECK(gpu_layernorm_forward(b->stream, g->ln, g->mean, g->rstd, x, tensor(p, b, GPT_LNFW),
+                                   tensor(p, b, GPT_LNFB), n, cfg->width));
+  matmul_forward(b, g->logits, g->ln, tensor(p, b, GPT_WTE), NULL, n, cfg->width, cfg->vocab);
+  to_host(b, logits, g->logits, (size_t)n * cfg->vocab * sizeof *logits);
+}
+
+static void gen_misuse(const char *what) {
+  fprintf(stderr, "trainpipe: internal error: %s\n", what);
   abort();
 }
 
-static void cuda_gen_prefill(struct backend *, int, const int32_t *, int, float *) { gen_unavailable("gen_prefill"); }
+/* The device copies of a call's tokens, rows and positions (n of each). */
+struct gen_call {
+  const int32_t *tokens, *rows, *pos;
+};
 
-static void cuda_gen_decode(struct backend *, const int *, const int32_t *, int, float *) {
-  gen_unavailable("gen_decode");
+static struct gen_call gen_send(struct cuda_backend *b) {
+  struct gen_state *g = &b->gen;
+  size_t P = (size_t)gen_positions(&b->base.spec);
+  to_device(b, g->ints, g->host_ints, 3 * P * sizeof *g->ints);
+  return (struct gen_call){g->ints, g->ints + P, g->ints + 2 * P};
+}
+
+/* The prompt runs as a forward of one sequence would, with the same
+ * kernels and shapes, and leaves its keys and values in ROW. */
+static void cuda_gen_prefill(struct backend *be, int row, const int32_t *prompt, int n, float *logits) {
+  struct cuda_backend *b = (struct cuda_backend *)be;
+  struct gen_state *g = &b->gen;
+  const struct gpt_config *cfg = &be->spec.cfg;
+  int C = cfg->width, H = cfg->heads, S = be->spec.max_seq;
+  size_t P = (size_t)gen_positions(&be->spec);
+  if (row < 0 || row >= be->spec.gen_rows || n < 1 || n > S)
+    gen_misuse("gen_prefill: no such row, or the prompt does not fit it");
+  g->len[row] = 0;
+  for (int i = 0; i < n; i++) {
+    g->host_ints[i] = prompt[i];
+    g->host_ints[P + i] = row;
+    g->host_ints[2 * P + i] = i;
+  }
+  struct gen_call call = gen_send(b);
+  CUDA_CHECK(gpu_encoder_forward(b->stream, g->x, call.tokens, tensor(b->params, b, GPT_WTE),
+                                 tensor(b->params, b, GPT_WPE), 1, n, C));
+  for (int l = 0; l < cfg->layers; l++) {
+    gen_layer_qkv(b, l, n);
+    CUDA_CHECK(gpu_kv_store(b->stream, cache_layer(b, g->k, l), cache_layer(b, g->v, l), g->qkv, call.rows, call.pos,
+                            n, S, C));
+    attention_forward(b, g->atty, g->att, g->qkv, 1, n, C, H);
+    gen_layer_tail(b, l, n);
+  }
+  gen_logits(b, g->x + (size_t)(n - 1) * C, 1, logits);
+  g->len[row] = n;
+}
+
+static void cuda_gen_decode(struct backend *be, const int *rows, const int32_t *tokens, int n, float *logits) {
+  struct cuda_backend *b = (struct cuda_backend *)be;
+  struct gen_state *g = &b->gen;
+  const struct gpt_config *cfg = &be->spec.cfg;
+  int C = cfg->width, H = cfg->heads, S = be->spec.max_seq;
+  size_t P = (size_t)gen_positions(&be->spec);
+  if (n < 0 || n > be->spec.gen_rows) gen_misuse("gen_decode: more tokens than rows");
+  if (n == 0) return;
+  for (int i = 0; i < n; i++) {
+    int r = rows[i];
+    if (r < 0 || r >= be->spec.gen_rows || g->len[r] < 1 || g->len[r] >= S)
+      gen_misuse("gen_decode: a row that is empty, full or not there");
+    g->host_ints[i] = tokens[i];
+    g->host_ints[P + i] = r;
+    g->host_ints[2 * P + i] = g->len[r];
+  }
+  struct gen_call call = gen_send(b);
+  CUDA_CHECK(gpu_embed_at(b->stream, g->x, call.tokens, call.pos, tensor(b->params, b, GPT_WTE),
+                          tensor(b->params, b, GPT_WPE), n, C));
+  for (int l = 0; l < cfg->layers; l++) {
+    gen_layer_qkv(b, l, n);
+    float *k = cache_layer(b, g->k, l), *v = cache_layer(b, g->v, l);
+    CUDA_CHECK(gpu_kv_store(b->stream, k, v, g->qkv, call.rows, call.pos, n, S, C));
+    CUDA_CHECK(gpu_attention_cached_forward(b->stream, g->atty, g->scores, g->qkv, k, v, call.rows, call.pos, n, S, C,
+                                            H));
+    gen_layer_tail(b, l, n);
+  }
+  gen_logits(b, g->x, n, logits);
+  for (int i = 0; i < n; i++) g->len[rows[i]]++;
 }
 
 /* ------------------------------------------------------------------------
@@ -397,6 +589,11 @@ static double cuda_grad_norm(struct backend *be, double scale) {
   return sqrt(sum) * scale;
 }
 
+/* The bf16 copy of the weights follows the fp32 master copy. */
+static void refresh_params16(struct cuda_backend *b) {
+  if (b->bf16) CUDA_CHECK(gpu_to_bf16(b->stream, b->params16, b->params, b->base.n_params));
+}
+
 static void cuda_step(struct backend *be, const struct adamw_step *s) {
   struct cuda_backend *b = (struct cuda_backend *)be;
   if (!b->grads) return;
@@ -407,6 +604,7 @@ static void cuda_step(struct backend *be, const struct adamw_step *s) {
     CUDA_CHECK(gpu_adamw_update(b->stream, b->params + at, b->grads + at, b->m + at, b->v + at, n, s->lr, s->beta1,
                                 s->beta2, s->eps, decay, s->grad_scale, s->t));
   }
+  refresh_params16(b);
 }
 
 static void cuda_read_params(struct backend *be, float *params) {
@@ -417,6 +615,7 @@ static void cuda_read_params(struct backend *be, float *params) {
 static void cuda_write_params(struct backend *be, const float *params) {
   struct cuda_backend *b = (struct cuda_backend *)be;
   to_device(b, b->params, params, be->n_params * sizeof *params);
+  refresh_params16(b);
   CUDA_CHECK(cudaStreamSynchronize(b->stream)); /* the caller may free PARAMS */
 }
 
@@ -456,6 +655,16 @@ static void cuda_destroy(struct backend *be) {
   cudaFree(b->tokens);
   cudaFree(b->targets);
   cudaFree(b->sum);
+  cudaFree(b->params16);
+  cudaFree(b->colsum);
+  cudaFree(b->cast_a);
+  cudaFree(b->cast_b);
+  cudaFree(b->gen.k);
+  cudaFree(b->gen.v);
+  cudaFree(b->gen.ints);
+  cudaFree(b->gen.memory);
+  free(b->gen.len);
+  free(b->gen.host_ints);
   if (b->cublas) cublasDestroy(b->cublas);
   if (b->stream) cudaStreamDestroy(b->stream);
   free(b->layers);
@@ -503,13 +712,63 @@ static size_t carved(size_t n) { return (n + 63) & ~(size_t)63; }
 static bool device_alloc(void **p, size_t bytes, const char *what, char *err, size_t err_size) {
   *p = NULL;
   if (bytes == 0) return true;
-  cudaError_t e = cudaMalloc(p, bytes);
-  if (e == cudaSuccess) e = cudaMemset(*p, 0, bytes);
-  if (e == cudaSuccess) return true;
+  void *q = NULL;
+  cudaError_t e = cudaMalloc(&q, bytes);
+  if (e == cudaSuccess) {
+    e = cudaMemset(q, 0, bytes);
+    if (e == cudaSuccess) {
+      *p = q;
+      return true;
+    }
+    cudaFree(q);
+  }
   snprintf(err, err_size, "out of device memory for the %s (%.1f MiB): %s", what, bytes / 1048576.0,
            cudaGetErrorString(e));
-  *p = NULL;
+  cudaGetLastError(); /* not sticky: clear it, or the next launch's check would report it */
   return false;
+}
+
+/* The KV cache and generation's scratch (struct gen_state); false with
+ * the reason in ERR. */
+static bool gen_allocate(struct cuda_backend *b, char *err, size_t err_size) {
+  const struct backend_spec *spec = &b->base.spec;
+  struct gen_state *g = &b->gen;
+  size_t R = (size_t)spec->gen_rows, S = (size_t)spec->max_seq, C = (size_t)spec->cfg.width;
+  size_t H = (size_t)spec->cfg.heads, L = (size_t)spec->cfg.layers, V = (size_t)spec->cfg.vocab;
+  size_t P = (size_t)gen_positions(spec);
+  g->len = (int *)calloc(R, sizeof *g->len);
+  g->host_ints = (int32_t *)calloc(3 * P, sizeof *g->host_ints);
+  if (!g->len || !g->host_ints) {
+    snprintf(err, err_size, "out of host memory for the KV cache");
+    return false;
+  }
+  /* x, ln, atty and proj of [P, C], qkv's 3 and fch's and fch_gelu's 4
+   * each, mean and rstd of [P], att, scores, logits */
+  size_t total = 4 * carved(P * C) + carved(3 * P * C) + 2 * carved(4 * P * C) + 2 * carved(P) + carved(H * S * S) +
+                 carved(R * H * S) + carved(R * V);
+  if (!device_alloc((void **)&g->k, L * R * S * C * sizeof(float), "KV cache", err, err_size) ||
+      !device_alloc((void **)&g->v, L * R * S * C * sizeof(float), "KV cache", err, err_size) ||
+      !device_alloc((void **)&g->ints, 3 * P * sizeof(int32_t), "generation's tokens", err, err_size) ||
+      !device_alloc((void **)&g->memory, total * sizeof(float), "generation's activations", err, err_size))
+    return false;
+  struct carver c = {g->memory};
+  g->x = carve(&c, P * C);
+  g->ln = carve(&c, P * C);
+  g->mean = carve(&c, P);
+  g->rstd = carve(&c, P);
+  g->qkv = carve(&c, 3 * P * C);
+  g->atty = carve(&c, P * C);
+  g->proj = carve(&c, P * C);
+  g->fch = carve(&c, 4 * P * C);
+  g->fch_gelu = carve(&c, 4 * P * C);
+  g->att = carve(&c, H * S * S);
+  g->scores = carve(&c, R * H * S);
+  g->logits = carve(&c, R * V);
+  if (c.next > g->memory + total) {
+    snprintf(err, err_size, "internal error: device generation memory miscounted");
+    return false;
+  }
+  return true;
 }
 
 extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, char *err, size_t err_size) {
@@ -526,10 +785,6 @@ extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, 
   }
   if (spec->gen_rows < 0) {
     snprintf(err, err_size, "%d rows of generation: the count cannot be negative", spec->gen_rows);
-    return NULL;
-  }
-  if (spec->gen_rows > 0) {
-    snprintf(err, err_size, "generation on the CUDA backend is not available yet");
     return NULL;
   }
   int devices = 0;
@@ -555,6 +810,14 @@ extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, 
   }
   b->base.ops = &cuda_ops;
   b->base.spec = *spec;
+  if (spec->precision == PRECISION_AUTO) b->base.spec.precision = PRECISION_BF16;
+  b->bf16 = b->base.spec.precision == PRECISION_BF16;
+  int device = 0;
+  cudaDeviceProp prop;
+  if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess)
+    snprintf(prop.name, sizeof prop.name, "device %d", device);
+  snprintf(b->base.description, sizeof b->base.description, "cuda, %.100s, %s", prop.name,
+           backend_precision_name(b->base.spec.precision));
   b->base.n_params = gpt_param_count(cfg);
   gpt_tensor_offsets(cfg, b->offsets);
   size_t P = b->base.n_params;
@@ -573,6 +836,9 @@ extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, 
   }
   cublasStatus_t cs = cublasCreate(&b->cublas);
   if (cs == CUBLAS_STATUS_SUCCESS) cs = cublasSetStream(b->cublas, b->stream);
+  if (cs == CUBLAS_STATUS_SUCCESS)
+    cs = cublasSetMathMode(b->cublas, b->base.spec.precision == PRECISION_FP32 ? CUBLAS_DEFAULT_MATH
+                                                                               : CUBLAS_TF32_TENSOR_OP_MATH);
   if (cs != CUBLAS_STATUS_SUCCESS) {
     snprintf(err, err_size, "cannot start cuBLAS: %s", cublasGetStatusString(cs));
     cuda_destroy(&b->base);
@@ -606,6 +872,20 @@ extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, 
        device_alloc((void **)&b->tokens, N * sizeof(int32_t), "tokens", err, err_size) &&
        device_alloc((void **)&b->targets, N * sizeof(int32_t), "targets", err, err_size) &&
        device_alloc((void **)&b->sum, sizeof(double), "gradient norm", err, err_size);
+  /* bf16: the weights' copy; a matmul's input, at most [N, 4C] (or a
+   * generation call's P rows); in the backward, its output's gradient, at
+   * most [N, max(4C, V)] */
+  size_t gen_rows = spec->gen_rows > 0 ? (size_t)gen_positions(spec) : 0, rows = N > gen_rows ? N : gen_rows;
+  if (ok && b->bf16) {
+    ok = device_alloc((void **)&b->params16, P * sizeof(gpu_bf16), "bf16 weights", err, err_size) &&
+         device_alloc((void **)&b->cast_a, rows * 4 * C * sizeof(gpu_bf16), "bf16 operands", err, err_size) &&
+         (!spec->train ||
+          device_alloc((void **)&b->cast_b, N * (V > 4 * C ? V : 4 * C) * sizeof(gpu_bf16), "bf16 operands", err,
+                       err_size));
+  }
+  if (ok && spec->train)
+    ok = device_alloc((void **)&b->colsum, GPU_COLUMN_PARTS * 4 * C * sizeof(double), "gradient sums", err, err_size);
+  if (ok && spec->gen_rows > 0) ok = gen_allocate(b, err, err_size);
   if (!ok) {
     cuda_destroy(&b->base);
     return NULL;

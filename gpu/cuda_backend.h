@@ -1,6 +1,6 @@
-/* The CUDA backend: runtime/backend.h's interface on one GPU, in fp32,
- * composed as the CPU backend is (runtime/cpu_backend.c) from the kernels
- * of gpu/kernels.h and cuBLAS matmuls. */
+/* The CUDA backend: runtime/backend.h's interface on one GPU, composed as
+ * the CPU backend is (runtime/cpu_backend.c) from the kernels of
+ * gpu/kernels.h and cuBLAS matmuls in fp32, tf32 or bf16. */
 #ifndef TRAINPIPE_GPU_CUDA_BACKEND_H
 #define TRAINPIPE_GPU_CUDA_BACKEND_H
 
@@ -13,8 +13,8 @@ extern "C" {
 
 #include "runtime/backend.h"
 
-/* NULL with a reason in ERR: no device, a bad configuration, not enough
- * device memory, or generation rows (not available on this backend yet). */
+/* NULL with a reason in ERR: no device, a bad configuration, or not
+ * enough device memory. */
 struct backend *cuda_backend_create(const struct backend_spec *spec, char *err, size_t err_size);
 
 #ifdef __cplusplus

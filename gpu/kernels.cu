@@ -11,17 +11,22 @@
  * here, never on the device or the scheduling: the same inputs give the
  * same bits on every run.
  *
- * Sums over rows (bias, LayerNorm weight and scalar-head gradients) are
- * split over columns as on the CPU: a block owns 32 adjacent columns
- * (coalesced reads of a row), its 8 thread rows take every 8th row of the
- * input, in double like the CPU's, and the 8 partial sums are added in a
- * fixed order at the end. Every function adds its result to the gradient
+ * Sums over rows (bias, LayerNorm weight and scalar-head gradients) take
+ * two passes. In the first, the rows are cut into GPU_COLUMN_PARTS fixed
+ * ranges, and block (x, p) owns 32 adjacent columns (coalesced reads of a
+ * row) of range p: its 8 thread rows take every 8th row of the range, in
+ * double like the CPU's, and add their 8 sums in a fixed order into the
+ * scratch parts[p][column]. In the second, one thread per column adds its
+ * GPU_COLUMN_PARTS parts in order of p. A grid of columns alone would leave
+ * most of the GPU idle on a width of 768 (24 blocks) while each thread
+ * walked thousands of rows. Every function adds its result to the gradient
  * once, in float, like the CPU.
  *
  * Every function launches on the given stream and returns the
  * cudaGetLastError() after its launches (0 on success). */
 #include "gpu/kernels.h"
 
+#include <cuda_bf16.h>
 #include <cuda_runtime.h>
 #include <math.h>
 
@@ -77,16 +82,40 @@ __device__ static float block_max(float x, float *shared) {
   return x;
 }
 
+/* The rows [*lo, *hi) of part blockIdx.y of N rows. */
+__device__ static void column_part_rows(int N, int *lo, int *hi) {
+  int chunk = (N + GPU_COLUMN_PARTS - 1) / GPU_COLUMN_PARTS;
+  *lo = min(N, (int)blockIdx.y * chunk);
+  *hi = min(N, *lo + chunk);
+}
+
 /* Adds the COL_Y partial sums of a column-sum block, row phase 0 first,
- * into out[c] (when c < ncols). part is shared[COL_Y][COL_X]. */
-__device__ static void column_sum_finish(float *out, int c, int ncols, double s, double (*part)[COL_X]) {
+ * into parts[blockIdx.y][c] (when c < ncols). part is shared[COL_Y][COL_X]. */
+__device__ static void column_part_finish(double *parts, int c, int ncols, double s, double (*part)[COL_X]) {
   part[threadIdx.y][threadIdx.x] = s;
   __syncthreads();
   if (threadIdx.y == 0 && c < ncols) {
     double total = 0.0;
     for (int y = 0; y < COL_Y; y++) total += part[y][threadIdx.x];
-    out[c] += (float)total;
+    parts[(size_t)blockIdx.y * ncols + c] = total;
   }
+}
+
+/* The second pass: out[c] += the GPU_COLUMN_PARTS parts of column c, in
+ * order. */
+__global__ static void column_parts_total_kernel(float *out, const double *parts, int ncols) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= ncols) return;
+  double total = 0.0;
+  for (int p = 0; p < GPU_COLUMN_PARTS; p++) total += parts[(size_t)p * ncols + c];
+  out[c] += (float)total;
+}
+
+static inline dim3 column_grid(int ncols) { return dim3(blocks_for((size_t)ncols, COL_X), GPU_COLUMN_PARTS); }
+
+static inline cudaError_t column_parts_total(cudaStream_t s, float *out, const double *parts, int ncols) {
+  column_parts_total_kernel<<<blocks_for((size_t)ncols, BLOCK), BLOCK, 0, s>>>(out, parts, ncols);
+  return cudaGetLastError();
 }
 
 /* ------------------------------------------------------------------------
@@ -213,23 +242,25 @@ __global__ static void layernorm_backward_dinp_kernel(float *dinp, const float *
   }
 }
 
-/* dw and db: a column-sum block (see the top) over the N rows. */
-__global__ static void layernorm_backward_dwdb_kernel(float *dw, float *db, const float *dout, const float *inp,
-                                                      const float *mean, const float *rstd, int N, int C) {
+/* dw's and db's parts: a column-sum block (see the top). */
+__global__ static void layernorm_backward_dwdb_kernel(double *dw_parts, double *db_parts, const float *dout,
+                                                      const float *inp, const float *mean, const float *rstd, int N,
+                                                      int C) {
   __shared__ double part[COL_Y][COL_X];
-  int c = blockIdx.x * COL_X + threadIdx.x;
+  int c = blockIdx.x * COL_X + threadIdx.x, lo, hi;
+  column_part_rows(N, &lo, &hi);
   double sw = 0.0, sb = 0.0;
   if (c < C) {
-    for (int n = threadIdx.y; n < N; n += COL_Y) {
+    for (int n = lo + threadIdx.y; n < hi; n += COL_Y) {
       float d = dout[(size_t)n * C + c];
       float norm = (inp[(size_t)n * C + c] - mean[n]) * rstd[n];
       sw += d * norm;
       sb += d;
     }
   }
-  column_sum_finish(dw, c, C, sw, part);
+  column_part_finish(dw_parts, c, C, sw, part);
   __syncthreads();
-  column_sum_finish(db, c, C, sb, part);
+  column_part_finish(db_parts, c, C, sb, part);
 }
 
 extern "C" int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, float *rstd, const float *inp,
@@ -243,16 +274,20 @@ extern "C" int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, floa
 
 extern "C" int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout,
                                       const float *inp, const float *w, const float *mean, const float *rstd, int N,
-                                      int C) {
+                                      int C, double *scratch) {
   /* dinp [N, C], dw [C], db [C], dout [N, C], inp [N, C], w [C], mean [N], rstd [N] */
   if (N == 0 || C == 0) return 0;
-  layernorm_backward_dinp_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, as_stream(s)>>>(dinp, dout, inp, w,
-                                                                                                  mean, rstd, N, C);
+  cudaStream_t st = as_stream(s);
+  layernorm_backward_dinp_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, st>>>(dinp, dout, inp, w, mean,
+                                                                                        rstd, N, C);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return (int)err;
-  layernorm_backward_dwdb_kernel<<<blocks_for((size_t)C, COL_X), dim3(COL_X, COL_Y), 0, as_stream(s)>>>(
-      dw, db, dout, inp, mean, rstd, N, C);
-  return (int)cudaGetLastError();
+  double *dw_parts = scratch, *db_parts = scratch + (size_t)GPU_COLUMN_PARTS * C;
+  layernorm_backward_dwdb_kernel<<<column_grid(C), dim3(COL_X, COL_Y), 0, st>>>(dw_parts, db_parts, dout, inp, mean,
+                                                                               rstd, N, C);
+  if ((err = cudaGetLastError()) != cudaSuccess) return (int)err;
+  if ((err = column_parts_total(st, dw, dw_parts, C)) != cudaSuccess) return (int)err;
+  return (int)column_parts_total(st, db, db_parts, C);
 }
 
 /* ------------------------------------------------------------------------
@@ -397,14 +432,15 @@ __global__ static void bias_forward_kernel(float *out, const float *bias, int N,
   if (i < (size_t)N * OC) out[i] += bias[i % OC];
 }
 
-/* dbias: a column-sum block (see the top), in double like the CPU. */
-__global__ static void bias_backward_kernel(float *dbias, const float *dout, int N, int OC) {
+/* dbias's parts: a column-sum block (see the top), in double like the CPU. */
+__global__ static void bias_backward_kernel(double *parts, const float *dout, int N, int OC) {
   __shared__ double part[COL_Y][COL_X];
-  int o = blockIdx.x * COL_X + threadIdx.x;
+  int o = blockIdx.x * COL_X + threadIdx.x, lo, hi;
+  column_part_rows(N, &lo, &hi);
   double sum = 0.0;
   if (o < OC)
-    for (int n = threadIdx.y; n < N; n += COL_Y) sum += dout[(size_t)n * OC + o];
-  column_sum_finish(dbias, o, OC, sum, part);
+    for (int n = lo + threadIdx.y; n < hi; n += COL_Y) sum += dout[(size_t)n * OC + o];
+  column_part_finish(parts, o, OC, sum, part);
 }
 
 extern "C" int gpu_bias_forward(gpu_stream s, float *out, const float *bias, int N, int OC) {
@@ -415,11 +451,13 @@ extern "C" int gpu_bias_forward(gpu_stream s, float *out, const float *bias, int
   return (int)cudaGetLastError();
 }
 
-extern "C" int gpu_bias_backward(gpu_stream s, float *dbias, const float *dout, int N, int OC) {
+extern "C" int gpu_bias_backward(gpu_stream s, float *dbias, const float *dout, int N, int OC, double *scratch) {
   /* dbias [OC], dout [N, OC] */
   if (OC == 0) return 0;
-  bias_backward_kernel<<<blocks_for((size_t)OC, COL_X), dim3(COL_X, COL_Y), 0, as_stream(s)>>>(dbias, dout, N, OC);
-  return (int)cudaGetLastError();
+  bias_backward_kernel<<<column_grid(OC), dim3(COL_X, COL_Y), 0, as_stream(s)>>>(scratch, dout, N, OC);
+  cudaError_t err = cudaGetLastError();
+  if (err != cudaSuccess) return (int)err;
+  return (int)column_parts_total(as_stream(s), dbias, scratch, OC);
 }
 
 /* ------------------------------------------------------------------------
@@ -508,14 +546,17 @@ __global__ static void scalar_head_backward_dx_kernel(float *dx, const float *dv
   if (i < (size_t)N * C) dx[i] += dvalues[i / C] * w[i % C];
 }
 
-/* dw: a column-sum block (see the top), sum_n dvalues[n] x[n, c] in double. */
-__global__ static void scalar_head_backward_dw_kernel(float *dw, const float *dvalues, const float *x, int N, int C) {
+/* dw's parts: a column-sum block (see the top), sum_n dvalues[n] x[n, c]
+ * in double. */
+__global__ static void scalar_head_backward_dw_kernel(double *parts, const float *dvalues, const float *x, int N,
+                                                      int C) {
   __shared__ double part[COL_Y][COL_X];
-  int c = blockIdx.x * COL_X + threadIdx.x;
+  int c = blockIdx.x * COL_X + threadIdx.x, lo, hi;
+  column_part_rows(N, &lo, &hi);
   double sum = 0.0;
   if (c < C)
-    for (int n = threadIdx.y; n < N; n += COL_Y) sum += (double)dvalues[n] * x[(size_t)n * C + c];
-  column_sum_finish(dw, c, C, sum, part);
+    for (int n = lo + threadIdx.y; n < hi; n += COL_Y) sum += (double)dvalues[n] * x[(size_t)n * C + c];
+  column_part_finish(parts, c, C, sum, part);
 }
 
 /* db[0] += sum of dvalues: one block, a fixed tree. */
@@ -536,7 +577,7 @@ extern "C" int gpu_scalar_head_forward(gpu_stream s, float *values, const float 
 }
 
 extern "C" int gpu_scalar_head_backward(gpu_stream s, float *dx, float *dw, float *db, const float *dvalues,
-                                        const float *x, const float *w, int N, int C) {
+                                        const float *x, const float *w, int N, int C, double *scratch) {
   /* dx [N, C], dw [C], db [1], dvalues [N], x [N, C], w [C] */
   cudaStream_t st = as_stream(s);
   if ((size_t)N * C > 0) {
@@ -545,8 +586,9 @@ extern "C" int gpu_scalar_head_backward(gpu_stream s, float *dx, float *dw, floa
     if (err != cudaSuccess) return (int)err;
   }
   if (C > 0) {
-    scalar_head_backward_dw_kernel<<<blocks_for((size_t)C, COL_X), dim3(COL_X, COL_Y), 0, st>>>(dw, dvalues, x, N, C);
+    scalar_head_backward_dw_kernel<<<column_grid(C), dim3(COL_X, COL_Y), 0, st>>>(scratch, dvalues, x, N, C);
     cudaError_t err = cudaGetLastError();
+    if (err == cudaSuccess) err = column_parts_total(st, dw, scratch, C);
     if (err != cudaSuccess) return (int)err;
   }
   scalar_head_backward_db_kernel<<<1, BLOCK, 0, st>>>(db, dvalues, N);
@@ -627,5 +669,116 @@ extern "C" int gpu_adamw_update(gpu_stream s, float *params, const float *grads,
   float c2 = (float)(1.0 - pow(beta2, t));
   adamw_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(params, grads, m, v, n, lr, beta1, beta2, eps,
                                                                  weight_decay, grad_scale, c1, c2);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * Generation: the KV cache, as cpu_backend.c's cache_at / cache_store and
+ * cpu_kernels.c's attention_cached_forward. A cache is [R, S, C]: row r's
+ * position t starts at (r S + t) C. */
+
+/* out [n, C] = wte[tokens[i]] + wpe[pos[i]]: each token at its own row's
+ * next position. */
+__global__ static void embed_at_kernel(float *out, const int32_t *tokens, const int32_t *pos, const float *wte,
+                                       const float *wpe, int n, int C) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (size_t)n * C) return;
+  int r = (int)(i / C), c = (int)(i % C);
+  out[i] = wte[(size_t)tokens[r] * C + c] + wpe[(size_t)pos[r] * C + c];
+}
+
+extern "C" int gpu_embed_at(gpu_stream s, float *out, const int32_t *tokens, const int32_t *pos, const float *wte,
+                            const float *wpe, int n, int C) {
+  size_t total = (size_t)n * C;
+  if (total == 0) return 0;
+  embed_at_kernel<<<blocks_for(total, BLOCK), BLOCK, 0, as_stream(s)>>>(out, tokens, pos, wte, wpe, n, C);
+  return (int)cudaGetLastError();
+}
+
+/* One thread per (token, column): the key and the value of qkv row i. */
+__global__ static void kv_store_kernel(float *kcache, float *vcache, const float *qkv, const int32_t *rows,
+                                       const int32_t *pos, int n, int S, int C) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i >= (size_t)n * C) return;
+  int r = (int)(i / C), c = (int)(i % C);
+  size_t at = ((size_t)rows[r] * S + pos[r]) * C + c;
+  const float *kv = qkv + (size_t)r * 3 * C;
+  kcache[at] = kv[C + c];
+  vcache[at] = kv[2 * C + c];
+}
+
+extern "C" int gpu_kv_store(gpu_stream s, float *kcache, float *vcache, const float *qkv, const int32_t *rows,
+                            const int32_t *pos, int n, int S, int C) {
+  size_t total = (size_t)n * C;
+  if (total == 0) return 0;
+  kv_store_kernel<<<blocks_for(total, BLOCK), BLOCK, 0, as_stream(s)>>>(kcache, vcache, qkv, rows, pos, n, S, C);
+  return (int)cudaGetLastError();
+}
+
+/* One warp per (token, head). Each lane owns the keys t = lane, lane + 32,
+ * ...: it takes their dot products with the query in the CPU's order (c
+ * from 0) and keeps the scores in SCORES; the maximum and the sum of the
+ * exponentials are warp trees. The output's columns are then split over
+ * the lanes, each adding every key's share in order of t, so it must see
+ * the other lanes' scores first (__syncwarp). */
+__global__ static void attention_cached_kernel(float *out, float *scores, const float *qkv, const float *kcache,
+                                               const float *vcache, const int32_t *rows, const int32_t *pos, int n,
+                                               int S, int C, int H) {
+  int w = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+  int lane = threadIdx.x % WARP;
+  if (w >= n * H) return;
+  int i = w / H, h = w % H, hs = C / H;
+  int keys = pos[i] + 1; /* the token's own key is already stored */
+  float scale = rsqrtf((float)hs);
+  const float *q = qkv + (size_t)i * 3 * C + (size_t)h * hs;
+  size_t row = (size_t)rows[i] * S * C + (size_t)h * hs;
+  const float *k = kcache + row, *v = vcache + row;
+  float *sc = scores + (size_t)w * S;
+  float mx = -INFINITY;
+  for (int t = lane; t < keys; t += WARP) {
+    const float *kt = k + (size_t)t * C;
+    float dot = 0.0f;
+    for (int c = 0; c < hs; c++) dot += q[c] * kt[c];
+    sc[t] = scale * dot;
+    mx = fmaxf(mx, sc[t]);
+  }
+  mx = warp_max(mx);
+  float sum = 0.0f;
+  for (int t = lane; t < keys; t += WARP) {
+    float e = expf(sc[t] - mx);
+    sc[t] = e;
+    sum += e;
+  }
+  float inv = 1.0f / warp_sum(sum);
+  __syncwarp();
+  float *o = out + (size_t)i * C + (size_t)h * hs;
+  for (int c = lane; c < hs; c += WARP) {
+    float acc = 0.0f;
+    for (int t = 0; t < keys; t++) acc += sc[t] * inv * v[(size_t)t * C + c];
+    o[c] = acc;
+  }
+}
+
+extern "C" int gpu_attention_cached_forward(gpu_stream s, float *out, float *scores, const float *qkv,
+                                            const float *kcache, const float *vcache, const int32_t *rows,
+                                            const int32_t *pos, int n, int S, int C, int H) {
+  size_t warps = (size_t)n * H;
+  if (warps == 0) return 0;
+  attention_cached_kernel<<<blocks_for(warps, BLOCK / WARP), BLOCK, 0, as_stream(s)>>>(out, scores, qkv, kcache,
+                                                                                      vcache, rows, pos, n, S, C, H);
+  return (int)cudaGetLastError();
+}
+
+/* ------------------------------------------------------------------------
+ * bf16: the matmuls' operands in the bf16 precision */
+
+__global__ static void to_bf16_kernel(__nv_bfloat16 *out, const float *in, size_t n) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) out[i] = __float2bfloat16_rn(in[i]);
+}
+
+extern "C" int gpu_to_bf16(gpu_stream s, gpu_bf16 *out, const float *in, size_t n) {
+  if (n == 0) return 0;
+  to_bf16_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>((__nv_bfloat16 *)out, in, n);
   return (int)cudaGetLastError();
 }

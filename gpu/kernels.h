@@ -1,7 +1,7 @@
 /* The CUDA backend's kernels: the same operations, shapes and semantics as
  * runtime/cpu_kernels.h, on device pointers, in fp32, each launched on the
- * given stream. Matmuls go through cuBLAS (gpu_matmul_*); everything else
- * is a kernel here. Every backward ADDS into the gradients it writes, as on
+ * given stream. Matmuls go through cuBLAS (gpu/cuda_backend.cu); everything
+ * else is a kernel here. Every backward ADDS into the gradients it writes, as on
  * the CPU, so that micro-batches accumulate. Outputs never depend on the
  * launch configuration's race order: reductions that cross threads are
  * either done by one block per output or summed in a fixed tree, so a
@@ -20,16 +20,23 @@ extern "C" {
 #endif
 
 typedef struct CUstream_st *gpu_stream;
+/* A bf16 number's bits (the device's __nv_bfloat16). */
+typedef uint16_t gpu_bf16;
 
 int gpu_encoder_forward(gpu_stream s, float *out, const int32_t *tokens, const float *wte, const float *wpe, int B,
                         int T, int C);
 int gpu_encoder_backward(gpu_stream s, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T,
                          int C);
 
+/* The backwards that sum over rows (LayerNorm's dw and db, the biases',
+ * the scalar head's dw) take a scratch of GPU_COLUMN_PARTS doubles a
+ * column they sum (LayerNorm: 2 C columns), for their partial sums. */
+#define GPU_COLUMN_PARTS 32
+
 int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int N, int C);
 int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                           const float *w, const float *mean, const float *rstd, int N, int C);
+                           const float *w, const float *mean, const float *rstd, int N, int C, double *scratch);
 
 /* Causal attention's softmax over preatt [B, H, T, T] (the unscaled q k^T
  * that cuBLAS computed): att = softmax(scale * preatt) over keys <= query,
@@ -49,7 +56,7 @@ int gpu_residual_forward(gpu_stream s, float *out, const float *a, const float *
 /* Adds the bias [OC] to every row of out [N, OC]; and dbias += the column
  * sums of dout [N, OC]. */
 int gpu_bias_forward(gpu_stream s, float *out, const float *bias, int N, int OC);
-int gpu_bias_backward(gpu_stream s, float *dbias, const float *dout, int N, int OC);
+int gpu_bias_backward(gpu_stream s, float *dbias, const float *dout, int N, int OC, double *scratch);
 
 /* The fused LM head's log-softmax and target gather, on logits [rows, V]
  * that cuBLAS computed: lse[r] = logsumexp(logits[r]), logp[r] =
@@ -64,7 +71,7 @@ int gpu_logprob_backward(gpu_stream s, float *logits, const float *lse, const fl
  * dw += sum_r dvalues[r] x[r], db += sum dvalues. */
 int gpu_scalar_head_forward(gpu_stream s, float *values, const float *x, const float *w, const float *b, int N, int C);
 int gpu_scalar_head_backward(gpu_stream s, float *dx, float *dw, float *db, const float *dvalues, const float *x,
-                             const float *w, int N, int C);
+                             const float *w, int N, int C, double *scratch);
 
 /* Sum of squares of n values into *out (device, one double), in a fixed
  * order. */
@@ -73,6 +80,24 @@ int gpu_sum_squares(gpu_stream s, double *out, const float *x, size_t n);
 /* AdamW on n parameters, as cpu_kernels.h's adamw_update. */
 int gpu_adamw_update(gpu_stream s, float *params, const float *grads, float *m, float *v, size_t n, float lr,
                      float beta1, float beta2, float eps, float weight_decay, float grad_scale, int t);
+
+/* Generation over a KV cache [R, S, C] per layer (row r's position t at
+ * (r S + t) C), for n tokens, token i of row rows[i] at position pos[i]:
+ * embed_at writes out [n, C] = wte[tokens[i]] + wpe[pos[i]]; kv_store
+ * puts the key and value of qkv [n, 3C] row i at (rows[i], pos[i]);
+ * attention_cached_forward writes out [n, C], each head's attention of
+ * query i over its row's positions 0..pos[i] (stored first), as the CPU's
+ * attention_cached_forward; scores [n, H, S] is scratch. */
+int gpu_embed_at(gpu_stream s, float *out, const int32_t *tokens, const int32_t *pos, const float *wte,
+                 const float *wpe, int n, int C);
+int gpu_kv_store(gpu_stream s, float *kcache, float *vcache, const float *qkv, const int32_t *rows,
+                 const int32_t *pos, int n, int S, int C);
+int gpu_attention_cached_forward(gpu_stream s, float *out, float *scores, const float *qkv, const float *kcache,
+                                 const float *vcache, const int32_t *rows, const int32_t *pos, int n, int S, int C,
+                                 int H);
+
+/* out[i] = in[i] rounded to the nearest bf16 (ties to even). */
+int gpu_to_bf16(gpu_stream s, gpu_bf16 *out, const float *in, size_t n);
 
 #ifdef __cplusplus
 }

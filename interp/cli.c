@@ -459,8 +459,7 @@ static const char run_usage[] =
     "FILE is a\n"
     "pipeline, which is checked first and not run when it has errors, or a plan\n"
     "written by 'trainpipe plan -o FILE' (.json, .yaml or .yml), which is run\n"
-    "exactly. Every stage kind runs, on the CPU or, for the stages that do not\n"
-    "sample, on a CUDA device.\n"
+    "exactly. Every stage kind runs, on the CPU or on a CUDA device.\n"
     "\n"
     "options:\n"
     "  --out=DIR           the run folder (default: runs/NAME, NAME the pipeline's)\n"
@@ -468,8 +467,10 @@ static const char run_usage[] =
     "                      have run into the same folder)\n"
     "  --from=STAGE        run this stage and the ones after it\n"
     "  --until=STAGE       run the stages up to this one, and stop after it\n"
-    "  --device=DEVICE     cpu (the default), cuda, or auto: cuda when this build has\n"
-    "                      it and a device is present, for stages that do not sample\n"
+    "  --device=DEVICE     cpu, cuda, or auto (the default): cuda when this build\n"
+    "                      has it and a device is present, else cpu\n"
+    "  --precision=P       what the matmuls compute in: fp32, tf32 or bf16 (CUDA\n"
+    "                      only), or auto (the default): bf16 on CUDA, fp32 on cpu\n"
     "  --threads=N         threads for the CPU backend (default: all cores)\n"
     "  --seed=N            replace every stage's seed\n"
     "  --steps=N           at most N optimiser steps a stage, for smoke runs\n"
@@ -493,7 +494,8 @@ static bool parse_count(const char *v, long min, long *out) {
 }
 
 static int cmd_run(int argc, char **argv, FILE *out, FILE *err, const struct cli_env *env) {
-  struct run_options ro = {.progress = err, .tty = env->err_is_tty, .interrupted = env->interrupted};
+  struct run_options ro = {
+      .progress = err, .tty = env->err_is_tty, .interrupted = env->interrupted, .device = DEVICE_AUTO};
   const char *file = NULL;
   bool no_config = false;
   for (int i = 1; i < argc; i++) {
@@ -527,6 +529,9 @@ static int cmd_run(int argc, char **argv, FILE *out, FILE *err, const struct cli
     } else if ((v = option_value("--device", argc, argv, &i))) {
       if (!backend_device_find(v, &ro.device))
         return usage_error(err, "run: no device '%s'; the devices are cpu, cuda and auto", v);
+    } else if ((v = option_value("--precision", argc, argv, &i))) {
+      if (!backend_precision_find(v, &ro.precision))
+        return usage_error(err, "run: no precision '%s'; the precisions are auto, fp32, tf32 and bf16", v);
     } else if ((v = option_value("--threads", argc, argv, &i))) {
       if (!parse_count(v, 1, &n) || n > 4096) return usage_error(err, "run: --threads expects a count from 1, not '%s'", v);
       ro.threads = (int)n;
@@ -608,8 +613,12 @@ static const char sample_usage[] =
     "  --top-p=P           draw from the fewest likeliest tokens whose probabilities\n"
     "                      add up to P, above 0 and at most 1 (default 1: all)\n"
     "  --max-tokens=N      at most N tokens (default 200)\n"
-    "  --seed=N            the draws' seed (default 0): the same seed and\n"
-    "                      --threads, the same text\n"
+    "  --seed=N            the draws' seed (default 0): the same seed, device,\n"
+    "                      precision and --threads, the same text\n"
+    "  --device=DEVICE     cpu, cuda, or auto (the default): cuda when this build\n"
+    "                      has it and a device is present, else cpu\n"
+    "  --precision=P       fp32, tf32 or bf16 (CUDA only), or auto (the default):\n"
+    "                      bf16 on CUDA, fp32 on cpu\n"
     "  --threads=N         threads for the CPU backend\n"
     "  -h, --help          show this help\n"
     "\n"
@@ -628,6 +637,8 @@ static int cmd_sample(int argc, char **argv, FILE *out, FILE *err) {
   const char *dir = NULL, *prompt = NULL;
   struct sample_options so = {.temperature = 0.8, .top_p = 1.0, .max_tokens = 200};
   int threads = 0;
+  enum backend_device device = DEVICE_AUTO;
+  enum backend_precision precision = PRECISION_AUTO;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v;
     long n;
@@ -658,6 +669,12 @@ static int cmd_sample(int argc, char **argv, FILE *out, FILE *err) {
     } else if ((v = option_value("--seed", argc, argv, &i))) {
       if (!parse_count(v, 0, &n)) return usage_error(err, "sample: --seed expects a whole number from 0, not '%s'", v);
       so.seed = (uint64_t)n;
+    } else if ((v = option_value("--device", argc, argv, &i))) {
+      if (!backend_device_find(v, &device))
+        return usage_error(err, "sample: no device '%s'; the devices are cpu, cuda and auto", v);
+    } else if ((v = option_value("--precision", argc, argv, &i))) {
+      if (!backend_precision_find(v, &precision))
+        return usage_error(err, "sample: no precision '%s'; the precisions are auto, fp32, tf32 and bf16", v);
     } else if ((v = option_value("--threads", argc, argv, &i))) {
       if (!parse_count(v, 1, &n) || n > 4096) return usage_error(err, "sample: --threads expects a count from 1, not '%s'", v);
       threads = (int)n;
@@ -679,9 +696,10 @@ static int cmd_sample(int argc, char **argv, FILE *out, FILE *err) {
   struct backend *model = NULL;
   if (tok && template_find(ck.template, &template, why, sizeof why)) {
     /* one generation row: sample_text generates through the KV cache */
-    model = cpu_backend_create(&(struct backend_spec){.cfg = ck.cfg, .max_batch = 1, .max_seq = ck.cfg.context,
-                                                      .threads = threads, .train = false, .gen_rows = 1},
-                               why, sizeof why);
+    model = backend_create(device,
+                           &(struct backend_spec){.cfg = ck.cfg, .max_batch = 1, .max_seq = ck.cfg.context,
+                                                  .threads = threads, .gen_rows = 1, .precision = precision},
+                           why, sizeof why);
   }
   if (model) {
     model->ops->write_params(model, ck.params);

@@ -19,12 +19,26 @@ bool backend_device_find(const char *name, enum backend_device *out) {
   return false;
 }
 
+static const char *const precision_names[] = {
+    [PRECISION_AUTO] = "auto", [PRECISION_FP32] = "fp32", [PRECISION_TF32] = "tf32", [PRECISION_BF16] = "bf16"};
+
+bool backend_precision_find(const char *name, enum backend_precision *out) {
+  for (size_t i = 0; i < sizeof precision_names / sizeof precision_names[0]; i++)
+    if (strcmp(precision_names[i], name) == 0) {
+      *out = (enum backend_precision)i;
+      return true;
+    }
+  return false;
+}
+
+const char *backend_precision_name(enum backend_precision p) {
+  return (size_t)p < sizeof precision_names / sizeof precision_names[0] ? precision_names[p] : "?";
+}
+
 struct backend *backend_create(enum backend_device device, const struct backend_spec *spec, char *err,
                                size_t err_size) {
 #ifdef HAVE_CUDA
-  /* the CUDA backend does not generate yet: a stage that samples stays on
-   * the CPU unless it is asked for the device by name */
-  if (device == DEVICE_AUTO) device = cuda_device_count() > 0 && spec->gen_rows == 0 ? DEVICE_CUDA : DEVICE_CPU;
+  if (device == DEVICE_AUTO) device = cuda_device_count() > 0 ? DEVICE_CUDA : DEVICE_CPU;
   if (device == DEVICE_CUDA) return cuda_backend_create(spec, err, err_size);
 #else
   if (device == DEVICE_CUDA) {

@@ -19,6 +19,14 @@
 
 #include "runtime/gpt.h"
 
+/* What a backend's matmuls compute in. Everything else (LayerNorm, softmax,
+ * the log-probabilities, gradients, AdamW and its fp32 master weights) is
+ * fp32 whatever the choice. AUTO is bf16 on a CUDA device and fp32 on the
+ * CPU, which computes in fp32 alone. TF32: fp32 operands rounded to tf32 on
+ * the tensor cores; BF16: the Linear layers' and the LM head's operands in
+ * bf16 with fp32 accumulation, attention's batched matmuls in tf32. */
+enum backend_precision { PRECISION_AUTO, PRECISION_FP32, PRECISION_TF32, PRECISION_BF16 };
+
 struct backend_spec {
   struct gpt_config cfg;
   int max_batch;   /* sequences per forward */
@@ -26,6 +34,7 @@ struct backend_spec {
   int threads;     /* 0: the library's default */
   bool train;      /* keep activations, gradients and AdamW moments */
   int gen_rows;    /* rows of the KV cache for generation, each of max_seq tokens (0: none) */
+  enum backend_precision precision;
 };
 
 struct adamw_step {
@@ -77,20 +86,24 @@ struct backend_ops {
 
 struct backend {
   const struct backend_ops *ops;
-  struct backend_spec spec;
+  struct backend_spec spec; /* precision as resolved: never AUTO */
   size_t n_params;
+  char description[128];    /* "cpu, 2 threads, fp32", "cuda, NVIDIA H100 80GB HBM3, bf16": for logs */
 };
 
 /* The CPU backend (OpenBLAS + OpenMP); NULL with a reason in ERR. */
 struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, size_t err_size);
 
-/* Where a run trains: the CPU, a CUDA device (gpu/), or the CUDA device
- * when this build has the CUDA backend, a device is present and the stage
- * does not sample (the CUDA backend does not generate yet), else the CPU. */
+/* Where a run trains: the CPU, a CUDA device (gpu/), or AUTO: the CUDA
+ * device when this build has the CUDA backend and a device is present,
+ * else the CPU. */
 enum backend_device { DEVICE_CPU, DEVICE_CUDA, DEVICE_AUTO };
 
-/* The device called NAME ("cpu", "cuda", "auto"); false when none is. */
+/* The device or precision called NAME ("cpu", "cuda", "auto"; "auto",
+ * "fp32", "tf32", "bf16"); false when none is. */
 bool backend_device_find(const char *name, enum backend_device *out);
+bool backend_precision_find(const char *name, enum backend_precision *out);
+const char *backend_precision_name(enum backend_precision p);
 
 /* The backend of DEVICE for SPEC; NULL with a reason in ERR (a build
  * without the CUDA backend, no device, what the backend refuses). */

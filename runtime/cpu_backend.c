@@ -445,13 +445,24 @@ struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, s
     snprintf(err, err_size, "%d rows of generation: the count cannot be negative", spec->gen_rows);
     return NULL;
   }
+  if (spec->precision != PRECISION_AUTO && spec->precision != PRECISION_FP32) {
+    snprintf(err, err_size, "the CPU backend computes in fp32 only, not %s (use --device=cuda, or --precision=fp32)",
+             backend_precision_name(spec->precision));
+    return NULL;
+  }
 #ifdef _OPENMP
   if (spec->threads > 0) omp_set_num_threads(spec->threads);
+  int threads = spec->threads > 0 ? spec->threads : omp_get_max_threads();
+#else
+  int threads = 1;
 #endif
   struct cpu_backend *b = calloc(1, sizeof *b);
   if (!b) goto out_of_memory;
   b->base.ops = &cpu_ops;
   b->base.spec = *spec;
+  b->base.spec.precision = PRECISION_FP32;
+  snprintf(b->base.description, sizeof b->base.description, "cpu, %d thread%s, fp32", threads,
+           threads == 1 ? "" : "s");
   b->base.n_params = gpt_param_count(cfg);
   gpt_tensor_offsets(cfg, b->offsets);
   size_t P = b->base.n_params;

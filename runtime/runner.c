@@ -164,7 +164,8 @@ static struct backend *frozen_model(const char *dir, const struct gpt_config *po
   }
   char backend_err[256];
   be = backend_create(opt->device, &(struct backend_spec){.cfg = cfg, .max_batch = rows, .max_seq = seq,
-                                                         .threads = opt->threads, .gen_rows = gen_rows},
+                                                         .threads = opt->threads, .gen_rows = gen_rows,
+                                                         .precision = opt->precision},
                           backend_err, sizeof backend_err);
   if (!be) {
     snprintf(err, err_size, "%s: %s", what, backend_err);
@@ -620,7 +621,8 @@ static bool run_stage(json_t *plan, json_t *stage, const struct run_options *opt
   if (c.how->family == FAMILY_RL) gen_rows = c.batch;
   char backend_err[256];
   backend = backend_create(opt->device, &(struct backend_spec){.cfg = c.cfg, .max_batch = rows, .max_seq = c.seq,
-                                                      .threads = opt->threads, .train = true, .gen_rows = gen_rows},
+                                                      .threads = opt->threads, .train = true, .gen_rows = gen_rows,
+                                                      .precision = opt->precision},
                                backend_err, sizeof backend_err);
   if (!backend) {
     snprintf(err, err_size, "stage '%s': %s", c.name, backend_err);

@@ -28,6 +28,7 @@ struct run_options {
   const char *until;       /* the last stage to run */
   int threads;             /* 0: the library's default */
   enum backend_device device;
+  enum backend_precision precision;
   bool has_seed;
   uint64_t seed;           /* replaces every stage's seed */
   long max_steps;          /* caps every stage's steps; 0: no cap */

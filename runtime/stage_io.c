@@ -95,6 +95,7 @@ bool stage_io_open(struct stage_io *io, struct backend *be, bool resume, long *s
     snprintf(err, err_size, "cannot write in %s: %s", io->dir, strerror(errno));
     return false;
   }
+  stage_log(io, true, "%s: on %s", io->name, be->description);
   return true;
 }
 

@@ -4,8 +4,12 @@
  * same dlogp and dvalues, the weights after one AdamW step, and the
  * log-probabilities of a backend that does not train; then the whole
  * forward, backward and step run twice on the GPU from the same state,
- * which must give the same bits. Prints the largest relative error of each
- * and exits 1 on a failure, 77 (skipped) where no device is present.
+ * which must give the same bits. All of that in fp32; then the forward and
+ * the gradients in tf32 and in bf16 against the CPU's fp32, within their
+ * rounding; then generation through the KV cache (prefill and decode
+ * logits against the CPU's, and the tokens runtime/generate.c samples from
+ * them with the same seed). Prints the largest relative error of each and
+ * exits 1 on a failure, 77 (skipped) where no device is present.
  *
  * Relative error as in kernels_test.c: |gpu - cpu| / max(|cpu|, rms of the
  * CPU tensor). Tolerances: 1e-4 for the forward outputs and 1e-3 for the
@@ -13,7 +17,11 @@
  * the matmuls' C or N terms in another order than OpenBLAS, and a gradient
  * goes through every layer's such sums; AdamW's first step moves each
  * weight by about lr whatever the gradient's size, so it is compared to
- * the weight). */
+ * the weight). tf32 and bf16 are compared by the error of the whole
+ * tensor, |gpu - cpu| / |cpu| in the L2 norm: about 5e-4 a matmul in tf32
+ * and 4e-3 in bf16 (8 and 16 bits of mantissa), compounded through the
+ * layers, give the tolerances 3e-3 and 3e-2 for the outputs and 1e-2 and
+ * 6e-2 for the gradients. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +30,7 @@
 #include "gpu/cuda_backend.h"
 #include "gpu/device.h"
 #include "runtime/backend.h"
+#include "runtime/generate.h"
 #include "runtime/gpt.h"
 #include "runtime/rng.h"
 
@@ -48,6 +57,20 @@ static void compare(const char *what, const float *gpu, const float *cpu, size_t
   failures += !ok;
 }
 
+/* |gpu - cpu| / |cpu| over the whole tensor. */
+static void compare_norm(const char *what, const float *gpu, const float *cpu, size_t n, double tol) {
+  double diff = 0, ref = 0;
+  for (size_t i = 0; i < n; i++) {
+    double d = (double)gpu[i] - cpu[i];
+    diff += d * d;
+    ref += (double)cpu[i] * cpu[i];
+  }
+  double e = ref > 0 ? sqrt(diff / ref) : sqrt(diff);
+  bool ok = e <= tol; /* false for NaN */
+  printf("%-28s norm rel err %.3g (tolerance %.0e)%s\n", what, e, tol, ok ? "" : "  FAILED");
+  failures += !ok;
+}
+
 static float *floats(size_t n) {
   float *p = calloc(n ? n : 1, sizeof *p);
   if (!p) {
@@ -55,6 +78,76 @@ static float *floats(size_t n) {
     exit(1);
   }
   return p;
+}
+
+/* Generation on a backend that does not train, with 3 rows of KV cache:
+ * the GPU's prefill and decode logits against the CPU's (fp32), the
+ * prefill's against the GPU's own next_logits, and the tokens that
+ * generate() samples from each with one seed. */
+static void check_generation(const struct gpt_config *cfg, const float *params) {
+  enum { ROWS = 3, STEPS = 6 };
+  int V = cfg->vocab;
+  struct backend_spec spec = {.cfg = *cfg, .max_batch = ROWS, .max_seq = T, .gen_rows = ROWS,
+                              .precision = PRECISION_FP32};
+  char err[256];
+  struct backend *cpu = cpu_backend_create(&spec, err, sizeof err);
+  struct backend *gpu = cpu ? cuda_backend_create(&spec, err, sizeof err) : NULL;
+  if (!cpu || !gpu) {
+    printf("cannot create generation backends: %s  FAILED\n", err);
+    failures++;
+    backend_destroy(cpu);
+    return;
+  }
+  cpu->ops->write_params(cpu, params);
+  gpu->ops->write_params(gpu, params);
+  struct rng r = rng_seed(23);
+  const int prompt_len[ROWS] = {5, 1, 9};
+  int32_t prompts[ROWS][9];
+  float *lc = floats((size_t)ROWS * V), *lg = floats((size_t)ROWS * V), *ln = floats((size_t)V);
+  double worst_prefill = 0, worst_next = 0;
+  for (int row = 0; row < ROWS; row++) {
+    for (int i = 0; i < prompt_len[row]; i++) prompts[row][i] = (int32_t)rng_below(&r, (uint64_t)V);
+    cpu->ops->gen_prefill(cpu, row, prompts[row], prompt_len[row], lc);
+    gpu->ops->gen_prefill(gpu, row, prompts[row], prompt_len[row], lg);
+    worst_prefill = fmax(worst_prefill, max_rel(lg, lc, (size_t)V));
+    gpu->ops->next_logits(gpu, prompts[row], 1, prompt_len[row], ln);
+    worst_next = fmax(worst_next, max_rel(lg, ln, (size_t)V));
+  }
+  printf("%-28s max rel err %.3g (tolerance 1e-04)%s\n", "prefill logits", worst_prefill,
+         worst_prefill <= 1e-4 ? "" : "  FAILED");
+  printf("%-28s max rel err %.3g (tolerance 1e-05)%s\n", "prefill against next_logits", worst_next,
+         worst_next <= 1e-5 ? "" : "  FAILED");
+  failures += !(worst_prefill <= 1e-4) + !(worst_next <= 1e-5);
+  /* decode: the rows in another order than they were filled */
+  const int rows[ROWS] = {2, 0, 1};
+  double worst_decode = 0;
+  for (int step = 0; step < STEPS; step++) {
+    int32_t tok[ROWS];
+    for (int i = 0; i < ROWS; i++) tok[i] = (int32_t)rng_below(&r, (uint64_t)V);
+    cpu->ops->gen_decode(cpu, rows, tok, ROWS, lc);
+    gpu->ops->gen_decode(gpu, rows, tok, ROWS, lg);
+    worst_decode = fmax(worst_decode, max_rel(lg, lc, (size_t)ROWS * V));
+  }
+  printf("%-28s max rel err %.3g (tolerance 1e-04)%s\n", "decode logits", worst_decode,
+         worst_decode <= 1e-4 ? "" : "  FAILED");
+  failures += !(worst_decode <= 1e-4);
+
+  /* sampling at temperature 1 from both, one seed */
+  struct generate_options opt = {.temperature = 1.0, .top_p = 1.0, .max_new_tokens = 12, .stop = -1, .seed = 5};
+  int32_t out_c[ROWS][12], out_g[ROWS][12];
+  struct completion cc[ROWS], cg[ROWS];
+  for (int i = 0; i < ROWS; i++) {
+    cc[i] = (struct completion){.prompt = prompts[i], .prompt_len = prompt_len[i], .tokens = out_c[i]};
+    cg[i] = (struct completion){.prompt = prompts[i], .prompt_len = prompt_len[i], .tokens = out_g[i]};
+  }
+  bool ok = generate(cpu, cc, ROWS, &opt, err, sizeof err) && generate(gpu, cg, ROWS, &opt, err, sizeof err);
+  for (int i = 0; ok && i < ROWS; i++)
+    ok = cc[i].len == cg[i].len && memcmp(out_c[i], out_g[i], (size_t)cc[i].len * sizeof out_c[i][0]) == 0;
+  printf("%-28s %s\n", "sampled tokens, one seed", ok ? "the same" : "DIFFER  FAILED");
+  failures += !ok;
+  free(lc), free(lg), free(ln);
+  backend_destroy(gpu);
+  backend_destroy(cpu);
 }
 
 int main(void) {
@@ -65,7 +158,7 @@ int main(void) {
     return 77;
   }
   struct gpt_config cfg = {.vocab = 300, .context = 32, .layers = 2, .heads = 4, .width = 64, .head = 1};
-  struct backend_spec spec = {.cfg = cfg, .max_batch = B, .max_seq = T, .train = true};
+  struct backend_spec spec = {.cfg = cfg, .max_batch = B, .max_seq = T, .train = true, .precision = PRECISION_FP32};
   char err[256];
   struct backend *cpu = cpu_backend_create(&spec, err, sizeof err);
   struct backend *gpu = cpu ? cuda_backend_create(&spec, err, sizeof err) : NULL;
@@ -154,8 +247,46 @@ int main(void) {
   cpu->ops->forward(cpu, tokens, targets, B, T, logp_c, val_c);
   gpu_frozen->ops->forward(gpu_frozen, tokens, targets, B, T, logp_g, NULL);
   compare("frozen forward logp", logp_g, logp_c, N, 1e-4);
-
   backend_destroy(gpu_frozen);
+
+  /* tf32 and bf16 against the CPU's fp32 */
+  cpu->ops->zero_grad(cpu);
+  cpu->ops->backward(cpu, dlogp, dvalues);
+  cpu->ops->read_grads(cpu, grad_c);
+  const struct {
+    enum backend_precision precision;
+    double out_tol, grad_tol;
+  } modes[] = {{PRECISION_TF32, 3e-3, 1e-2}, {PRECISION_BF16, 3e-2, 6e-2}};
+  for (size_t m = 0; m < sizeof modes / sizeof modes[0]; m++) {
+    struct backend_spec ms = spec;
+    ms.precision = modes[m].precision;
+    struct backend *g = cuda_backend_create(&ms, err, sizeof err);
+    if (!g) {
+      fprintf(stderr, "cannot create a %s backend: %s\n", backend_precision_name(ms.precision), err);
+      return 1;
+    }
+    const char *name = backend_precision_name(ms.precision);
+    char what[64];
+    g->ops->write_params(g, params);
+    g->ops->forward(g, tokens, targets, B, T, logp_g, val_g);
+    g->ops->zero_grad(g);
+    g->ops->backward(g, dlogp, dvalues);
+    g->ops->read_grads(g, grad_g);
+    snprintf(what, sizeof what, "%s forward logp", name);
+    compare_norm(what, logp_g, logp_c, N, modes[m].out_tol);
+    snprintf(what, sizeof what, "%s forward values", name);
+    compare_norm(what, val_g, val_c, N, modes[m].out_tol);
+    for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
+      size_t n = gpt_tensor_size(&cfg, (enum gpt_tensor)t);
+      snprintf(what, sizeof what, "%s gradient of %s", name, gpt_tensor_name((enum gpt_tensor)t));
+      if (n) compare_norm(what, grad_g + offsets[t], grad_c + offsets[t], n, modes[m].grad_tol);
+    }
+    backend_destroy(g);
+  }
+
+  check_generation(&cfg, params);
+
+  backend_destroy(gpu);
   backend_destroy(gpu);
   backend_destroy(cpu);
   free(params), free(logp_c), free(logp_g), free(val_c), free(val_g), free(grad_c), free(grad_g);

@@ -19,6 +19,7 @@
  * squares. */
 #include <cuda_runtime_api.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +41,9 @@ enum { B = 2, T = 70, C = 80, H = 4, VOCAB_ENC = 50, V = 1000, N = B * T };
 static struct rng rng;
 static int failures;
 static const gpu_stream stream = NULL;
+/* the column sums' parts (gpu/kernels.h), for up to SCRATCH_COLUMNS columns */
+enum { SCRATCH_COLUMNS = 4096 };
+static double *d_scratch;
 
 #define CUDA_OK(call)                                                                                     \
   do {                                                                                                    \
@@ -207,7 +211,7 @@ static void test_layernorm(void) {
     dev_set(d_dinp, dinp0, nc * sizeof(float));
     dev_set(d_dw, dw0, C * sizeof(float));
     dev_set(d_db, db0, C * sizeof(float));
-    CUDA_OK(gpu_layernorm_backward(stream, d_dinp, d_dw, d_db, d_dout, d_inp, d_w, d_mean, d_rstd, N, C));
+    CUDA_OK(gpu_layernorm_backward(stream, d_dinp, d_dw, d_db, d_dout, d_inp, d_w, d_mean, d_rstd, N, C, d_scratch));
     g_dinp[run] = host_from_dev(d_dinp, nc);
     g_dw[run] = host_from_dev(d_dw, C);
     g_db[run] = host_from_dev(d_db, C);
@@ -344,7 +348,7 @@ static void test_bias(void) {
   float *g_dbias[2];
   for (int run = 0; run < 2; run++) {
     dev_set(d_dbias, dbias0, OC * sizeof(float));
-    CUDA_OK(gpu_bias_backward(stream, d_dbias, d_dout, N, OC));
+    CUDA_OK(gpu_bias_backward(stream, d_dbias, d_dout, N, OC, d_scratch));
     g_dbias[run] = host_from_dev(d_dbias, OC);
   }
   compare("bias_backward dbias", g_dbias[0], dbias, OC, TOL);
@@ -424,7 +428,7 @@ static void test_scalar_head(void) {
     dev_set(d_dx, dx0, nc * sizeof(float));
     dev_set(d_dw, dw0, C * sizeof(float));
     dev_set(d_db, db0, sizeof(float));
-    CUDA_OK(gpu_scalar_head_backward(stream, d_dx, d_dw, d_db, d_dvalues, d_x, d_w, N, C));
+    CUDA_OK(gpu_scalar_head_backward(stream, d_dx, d_dw, d_db, d_dvalues, d_x, d_w, N, C, d_scratch));
     g_dx[run] = host_from_dev(d_dx, nc);
     g_dw[run] = host_from_dev(d_dw, C);
     g_db[run] = host_from_dev(d_db, 1);
@@ -493,6 +497,87 @@ static void test_adamw(void) {
   free(p0), free(g), free(m0), free(v0), free(p), free(m), free(v), free(g_p), free(g_m), free(g_v);
 }
 
+/* The KV cache: tokens of 3 rows at positions 10, 0 and S - 1 (the first
+ * and the last a row can hold), stored, then attended to; the cache
+ * entries must be copies, the attention within TOL of the CPU's. */
+static void test_generation(void) {
+  enum { R = 3, S = T, NT = 3 };
+  const int32_t rows[NT] = {2, 0, 1}, pos[NT] = {10, 0, S - 1}, tokens[NT] = {7, 49, 0};
+  int len[NT];
+  size_t ncache = (size_t)R * S * C;
+  float *k = host_normal(ncache, 1.0, 0.0), *v = host_normal(ncache, 1.0, 0.0);
+  float *qkv = host_normal((size_t)NT * 3 * C, 1.0, 0.0);
+  float *wte = host_normal((size_t)VOCAB_ENC * C, 1.0, 0.0), *wpe = host_normal((size_t)S * C, 1.0, 0.0);
+  float *d_k = dev_floats(k, ncache), *d_v = dev_floats(v, ncache), *d_qkv = dev_floats(qkv, (size_t)NT * 3 * C);
+  float *d_wte = dev_floats(wte, (size_t)VOCAB_ENC * C), *d_wpe = dev_floats(wpe, (size_t)S * C);
+  int32_t *d_rows = dev_from(rows, sizeof rows), *d_pos = dev_from(pos, sizeof pos);
+  int32_t *d_tok = dev_from(tokens, sizeof tokens);
+
+  float *embed = xmalloc((size_t)NT * C * sizeof *embed);
+  for (int i = 0; i < NT; i++)
+    for (int c = 0; c < C; c++) embed[i * C + c] = wte[tokens[i] * C + c] + wpe[pos[i] * C + c];
+  float *d_embed = dev_floats(embed, (size_t)NT * C);
+  CUDA_OK(gpu_embed_at(stream, d_embed, d_tok, d_pos, d_wte, d_wpe, NT, C));
+  float *g_embed = host_from_dev(d_embed, (size_t)NT * C);
+  compare("embed_at out", g_embed, embed, (size_t)NT * C, TOL);
+
+  for (int i = 0; i < NT; i++) {
+    size_t at = ((size_t)rows[i] * S + pos[i]) * C;
+    memcpy(k + at, qkv + (size_t)i * 3 * C + C, C * sizeof *k);
+    memcpy(v + at, qkv + (size_t)i * 3 * C + 2 * C, C * sizeof *v);
+    len[i] = pos[i] + 1;
+  }
+  CUDA_OK(gpu_kv_store(stream, d_k, d_v, d_qkv, d_rows, d_pos, NT, S, C));
+  float *g_k = host_from_dev(d_k, ncache), *g_v = host_from_dev(d_v, ncache);
+  bool copied = memcmp(g_k, k, ncache * sizeof *k) == 0 && memcmp(g_v, v, ncache * sizeof *v) == 0;
+  printf("%-32s %s\n", "kv_store caches", copied ? "the CPU's bits" : "FAIL: differ from the CPU's");
+  failures += !copied;
+
+  float *out = xmalloc((size_t)NT * C * sizeof *out), *scores = xmalloc((size_t)NT * H * S * sizeof *scores);
+  attention_cached_forward(out, scores, qkv, k, v, (const int *)rows, len, NT, S, C, H);
+  float *d_out = dev_floats(out, (size_t)NT * C), *d_scores = dev_floats(scores, (size_t)NT * H * S);
+  float *g_out[2];
+  for (int run = 0; run < 2; run++) {
+    CUDA_OK(gpu_attention_cached_forward(stream, d_out, d_scores, d_qkv, d_k, d_v, d_rows, d_pos, NT, S, C, H));
+    g_out[run] = host_from_dev(d_out, (size_t)NT * C);
+  }
+  compare("attention_cached_forward out", g_out[0], out, (size_t)NT * C, TOL);
+  compare_bits("attention_cached_forward out", g_out[0], g_out[1], (size_t)NT * C);
+
+  cudaFree(d_k), cudaFree(d_v), cudaFree(d_qkv), cudaFree(d_wte), cudaFree(d_wpe), cudaFree(d_rows), cudaFree(d_pos);
+  cudaFree(d_tok), cudaFree(d_embed), cudaFree(d_out), cudaFree(d_scores);
+  free(k), free(v), free(qkv), free(wte), free(wpe), free(embed), free(g_embed), free(g_k), free(g_v), free(out);
+  free(scores), free(g_out[0]), free(g_out[1]);
+}
+
+/* bf16 rounding against the bits worked out here: round to nearest, ties
+ * to even, on normal numbers, ties, subnormals, zeros and infinities. */
+static void test_to_bf16(void) {
+  enum { NB = 4096 };
+  float *x = host_normal(NB, 3.0, 0.0);
+  const uint32_t special[] = {0x3f808000u /* a tie, rounds down to even */, 0x3f818000u /* a tie, rounds up */,
+                              0x00000001u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7f7fffffu /* rounds to inf */};
+  for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) memcpy(&x[i], &special[i], sizeof x[i]);
+  uint16_t want[NB], got[NB];
+  for (int i = 0; i < NB; i++) {
+    uint32_t u;
+    memcpy(&u, &x[i], sizeof u);
+    want[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  }
+  float *d_x = dev_floats(x, NB);
+  gpu_bf16 *d_y = NULL;
+  CUDA_OK(cudaMalloc((void **)&d_y, NB * sizeof *d_y));
+  CUDA_OK(gpu_to_bf16(stream, d_y, d_x, NB));
+  to_host(got, d_y, sizeof got);
+  int wrong = 0;
+  for (int i = 0; i < NB; i++) wrong += got[i] != want[i];
+  printf("%-32s %s\n", "to_bf16", wrong ? "FAIL: bits differ" : "round to nearest even, every bit");
+  if (wrong) printf("  %d of %d differ\n", wrong, NB);
+  failures += wrong != 0;
+  cudaFree(d_x), cudaFree(d_y);
+  free(x);
+}
+
 int main(void) {
   char info[256];
   cuda_describe(info, sizeof info);
@@ -502,6 +587,7 @@ int main(void) {
   }
   printf("%s\n", info);
   rng = rng_seed(20240611);
+  CUDA_OK(cudaMalloc((void **)&d_scratch, (size_t)GPU_COLUMN_PARTS * SCRATCH_COLUMNS * sizeof(double)));
   test_encoder();
   test_layernorm();
   test_softmax_causal();
@@ -511,6 +597,8 @@ int main(void) {
   test_scalar_head();
   test_sum_squares();
   test_adamw();
+  test_generation();
+  test_to_bf16();
   if (failures) {
     printf("FAIL: %d comparison%s failed\n", failures, failures == 1 ? "" : "s");
     return 1;
