@@ -12,6 +12,9 @@
  * --peak-tflops, the device memory the backend took, the loss before and
  * after.
  *
+ * --fused-attention runs attention through gpu/attention.h's fused
+ * kernels (bf16 only) instead of cuBLAS and the [B, H, T, T] matrix.
+ *
  * --batch 0 takes the largest power of two up to 64 whose backend fits the
  * device (the backend allocates everything at creation, so a creation that
  * succeeds fits). --profile runs one more step between cudaProfilerStart
@@ -61,7 +64,7 @@ struct options {
   int batch, seq, warmup, steps;
   double peak_tflops;
   enum backend_precision precision;
-  bool profile;
+  bool profile, fused_attention;
 };
 
 static long number(const char *opt, const char *v, long lo, long hi) {
@@ -88,6 +91,10 @@ static struct options parse(int argc, char **argv) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
     if (strcmp(a, "--profile") == 0) {
       o.profile = true;
+      continue;
+    }
+    if (strcmp(a, "--fused-attention") == 0) {
+      o.fused_attention = true;
       continue;
     }
     if (!v) {
@@ -122,7 +129,8 @@ static struct options parse(int argc, char **argv) {
 static struct backend *backend_for(const struct options *o, int B, char *err, size_t err_size) {
   struct backend_spec spec = {
       .cfg = o->cfg, .max_batch = B, .max_seq = o->seq, .train = true, .precision = o->precision};
-  return cuda_backend_create(&spec, err, err_size);
+  struct cuda_options opt = {.fused_attention = o->fused_attention};
+  return cuda_backend_create_with(&spec, &opt, err, err_size);
 }
 
 /* One step of runtime/train.c's loop; returns the loss. */

@@ -12,8 +12,8 @@
  *
  * Attention permutes qkv [B, T, 3, H, hs] into q, k, v [B, H, T, hs], so
  * that each (b, h) pair is one matrix of a strided batch:
- *   preatt = q k^T    [B H, T, T]   (cuBLAS)
- *   att = causal softmax(preatt / sqrt(hs))   (gpu_softmax_causal_forward)
+ *   preatt = q k^T    [B H, T, T]   (cuBLAS, into att)
+ *   att = causal softmax(preatt / sqrt(hs))   (gpu_softmax_causal_forward, in place)
  *   y = att v         [B H, T, hs]  (cuBLAS)
  *   atty = y as [B, T, H, hs]
  * and the backward mirrors it.
@@ -44,9 +44,11 @@
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
+#include "gpu/attention.h"
 #include "gpu/check.h"
 #include "gpu/cuda_backend.h"
 #include "gpu/kernels.h"
+#include "runtime/activations.h"
 
 /* Without training, logits are computed for this many rows at a time, as on
  * the CPU. */
@@ -60,22 +62,9 @@ struct gen_state {
   int *len;           /* [R], host: the positions each row holds */
   int32_t *host_ints; /* [3P], host: the tokens, rows and positions of a call */
   int32_t *ints;      /* [3P]: their device copy */
-  float *x, *ln, *mean, *rstd;
-  float *qkv, *atty, *proj, *fch, *fch_gelu;
-  float *att;    /* [H, S, S]: a prompt's attention weights */
-  float *scores; /* [R, H, S]: a decode step's */
+  struct gen_scratch s;
   float *logits; /* [R, V] */
-  float *memory; /* the scratch above, one allocation */
-};
-
-/* Activations of one layer, for B x T positions (device). */
-struct layer_acts {
-  float *ln1, *ln1_mean, *ln1_rstd; /* ln1 of the layer's input */
-  float *qkv, *atty, *att;          /* att [B, H, T, T] */
-  float *attproj, *residual2;
-  float *ln2, *ln2_mean, *ln2_rstd;
-  float *fch, *fch_gelu, *fcproj;
-  float *residual3; /* the layer's output */
+  float *memory; /* the scratch and the logits, one allocation */
 };
 
 struct cuda_backend {
@@ -83,25 +72,20 @@ struct cuda_backend {
   cudaStream_t stream;
   cublasHandle_t cublas;
   size_t offsets[GPT_TENSOR_COUNT];
-  float *params, *grads, *m, *v; /* device; grads, m and v NULL without training */
-  /* activations */
-  float *encoded;
-  struct layer_acts *layers; /* host array of device pointers */
-  float *lnf, *lnf_mean, *lnf_rstd, *logits, *lse;
+  float *params, *grads, *m, *v;          /* grads, m and v NULL without training */
+  struct activations act;                 /* device pointers; act.layers a host array */
   float *logp, *values, *dlogp, *dvalues; /* [N] each: the host arrays' device copies */
   int32_t *tokens, *targets;              /* of the last forward (device) */
   double *sum;                            /* one double for grad_norm */
   int B, T;                               /* of the last forward */
   bool lm_head;                           /* whether the last forward computed log-probabilities */
-  /* attention scratch: q, k, v, y [B, H, T, hs], preatt [B, H, T, T] */
-  float *q, *k, *vv, *y, *preatt;
-  /* backward scratch, one layer's worth */
-  float *dx, *dln, *dqkv, *datty, *datt, *dfch, *dfch_gelu, *dlnf;
-  float *dq, *dk, *dv, *dy; /* [B, H, T, hs] */
-  float *memory;            /* every activation and scratch buffer, one allocation */
+  float *q, *k, *vv, *y;                  /* [B, H, T, hs]: attention's permuted operands */
+  float *dq, *dk, *dv, *dy;               /* and their gradients */
+  float *memory;                          /* all of the above from act on, one allocation */
   /* bf16 precision: the weights' copy, and the operands of one matmul */
   bool bf16;
   gpu_bf16 *params16, *cast_a, *cast_b;
+  bool fused; /* fused attention (gpu/attention.h) */
   double *colsum; /* the backward's column sums' parts: GPU_COLUMN_PARTS x 4C */
   struct gen_state gen; /* all NULL without generation rows */
 };
@@ -230,19 +214,25 @@ __global__ static void unpermute_backward_kernel(float *dy, const float *dout, i
 #define PERMUTE_BLOCK 256
 
 /* out [B, T, C] and att [B, H, T, T] from qkv [B, T, 3C], as cpu
- * attention_forward; b->q, k, vv, y and preatt are scratch. */
+ * attention_forward; b->q, k, vv and y are scratch. The scores go into att
+ * and the softmax runs there in place. With fused attention, att is the
+ * log-sum-exps [B, H, T] instead. */
 static void attention_forward(struct cuda_backend *b, float *out, float *att, const float *qkv, int B, int T, int C,
                               int H) {
+  if (b->fused) {
+    CUDA_CHECK(gpu_flash_forward(b->stream, out, att, qkv, B, T, C, H));
+    return;
+  }
   int hs = C / H, BH = B * H;
   size_t n = (size_t)B * T * C;
   const float one = 1.0f, zero = 0.0f;
   long long sqk = (long long)T * hs, satt = (long long)T * T;
   permute_kernel<<<blocks(n, PERMUTE_BLOCK), PERMUTE_BLOCK, 0, b->stream>>>(b->q, b->k, b->vv, qkv, B, T, H, hs);
   CUDA_CHECK(cudaGetLastError());
-  /* preatt [T, T] = q k^T per (b, h); column-major: preatt^T = k' q^T */
+  /* preatt [T, T] = q k^T per (b, h), into att; column-major: preatt^T = k' q^T */
   CUBLAS_CHECK(cublasSgemmStridedBatched(b->cublas, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, &one, b->k, hs, sqk, b->q, hs,
-                                         sqk, &zero, b->preatt, T, satt, BH));
-  CUDA_CHECK(gpu_softmax_causal_forward(b->stream, att, b->preatt, BH, T, 1.0f / sqrtf((float)hs)));
+                                         sqk, &zero, att, T, satt, BH));
+  CUDA_CHECK(gpu_softmax_causal_forward(b->stream, att, att, BH, T, 1.0f / sqrtf((float)hs)));
   /* y [T, hs] = att v; column-major: y^T = v^T att^T */
   CUBLAS_CHECK(cublasSgemmStridedBatched(b->cublas, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, &one, b->vv, hs, sqk, att, T,
                                          satt, &zero, b->y, hs, sqk, BH));
@@ -251,9 +241,13 @@ static void attention_forward(struct cuda_backend *b, float *out, float *att, co
 }
 
 /* dqkv [B, T, 3C] (overwritten: the CPU zeroes it before adding) from dout
- * [B, T, C], qkv and att of the forward. */
+ * [B, T, C], and qkv, out and att of the forward. */
 static void attention_backward(struct cuda_backend *b, float *dqkv, const float *dout, const float *qkv,
-                               const float *att, int B, int T, int C, int H) {
+                               const float *out, const float *att, int B, int T, int C, int H) {
+  if (b->fused) {
+    CUDA_CHECK(gpu_flash_backward(b->stream, dqkv, b->act.datt, dout, qkv, out, att, B, T, C, H));
+    return;
+  }
   int hs = C / H, BH = B * H;
   size_t n = (size_t)B * T * C;
   const float one = 1.0f, zero = 0.0f;
@@ -264,20 +258,19 @@ static void attention_backward(struct cuda_backend *b, float *dqkv, const float 
   CUDA_CHECK(cudaGetLastError());
   /* datt [T, T] = dy v^T; column-major: datt^T = v' dy^T */
   CUBLAS_CHECK(cublasSgemmStridedBatched(b->cublas, CUBLAS_OP_T, CUBLAS_OP_N, T, T, hs, &one, b->vv, hs, sqk, b->dy,
-                                         hs, sqk, &zero, b->datt, T, satt, BH));
+                                         hs, sqk, &zero, b->act.datt, T, satt, BH));
   /* dv [T, hs] = att^T dy; column-major: dv^T = dy^T att */
   CUBLAS_CHECK(cublasSgemmStridedBatched(b->cublas, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, &one, b->dy, hs, sqk, att, T,
                                          satt, &zero, b->dv, hs, sqk, BH));
-  /* dpreatt (in b->preatt): the softmax's backward leaves the entries
-   * above the diagonal as they are, so they start at 0 */
-  CUDA_CHECK(cudaMemsetAsync(b->preatt, 0, (size_t)BH * T * T * sizeof(float), b->stream));
-  CUDA_CHECK(gpu_softmax_causal_backward(b->stream, b->preatt, b->datt, att, BH, T, 1.0f / sqrtf((float)hs)));
+  /* dpreatt, in place of datt */
+  float *dpreatt = b->act.datt;
+  CUDA_CHECK(gpu_softmax_causal_backward(b->stream, dpreatt, b->act.datt, att, BH, T, 1.0f / sqrtf((float)hs)));
   /* dq [T, hs] = dpreatt k; column-major: dq^T = k^T dpreatt^T */
-  CUBLAS_CHECK(cublasSgemmStridedBatched(b->cublas, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, &one, b->k, hs, sqk,
-                                         b->preatt, T, satt, &zero, b->dq, hs, sqk, BH));
+  CUBLAS_CHECK(cublasSgemmStridedBatched(b->cublas, CUBLAS_OP_N, CUBLAS_OP_N, hs, T, T, &one, b->k, hs, sqk, dpreatt,
+                                         T, satt, &zero, b->dq, hs, sqk, BH));
   /* dk [T, hs] = dpreatt^T q; column-major: dk^T = q^T dpreatt */
-  CUBLAS_CHECK(cublasSgemmStridedBatched(b->cublas, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, &one, b->q, hs, sqk,
-                                         b->preatt, T, satt, &zero, b->dk, hs, sqk, BH));
+  CUBLAS_CHECK(cublasSgemmStridedBatched(b->cublas, CUBLAS_OP_N, CUBLAS_OP_T, hs, T, T, &one, b->q, hs, sqk, dpreatt,
+                                         T, satt, &zero, b->dk, hs, sqk, BH));
   permute_backward_kernel<<<blocks(n, PERMUTE_BLOCK), PERMUTE_BLOCK, 0, b->stream>>>(dqkv, b->dq, b->dk, b->dv, B, T,
                                                                                      H, hs);
   CUDA_CHECK(cudaGetLastError());
@@ -322,11 +315,11 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
   if (b->lm_head) to_device(b, b->targets, targets, N * sizeof *targets);
   b->B = B;
   b->T = T;
-  CUDA_CHECK(gpu_encoder_forward(b->stream, b->encoded, b->tokens, tensor(p, b, GPT_WTE), tensor(p, b, GPT_WPE), B, T,
+  CUDA_CHECK(gpu_encoder_forward(b->stream, b->act.encoded, b->tokens, tensor(p, b, GPT_WTE), tensor(p, b, GPT_WPE), B, T,
                                  C));
-  const float *x = b->encoded;
+  const float *x = b->act.encoded;
   for (int l = 0; l < L; l++) {
-    struct layer_acts *a = &b->layers[l];
+    struct layer_acts *a = &b->act.layers[l];
     size_t c = (size_t)l * C;
     CUDA_CHECK(gpu_layernorm_forward(b->stream, a->ln1, a->ln1_mean, a->ln1_rstd, x, tensor(p, b, GPT_LN1W) + c,
                                      tensor(p, b, GPT_LN1B) + c, (int)N, C));
@@ -346,23 +339,23 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
     CUDA_CHECK(gpu_residual_forward(b->stream, a->residual3, a->residual2, a->fcproj, N * C));
     x = a->residual3;
   }
-  CUDA_CHECK(gpu_layernorm_forward(b->stream, b->lnf, b->lnf_mean, b->lnf_rstd, x, tensor(p, b, GPT_LNFW),
+  CUDA_CHECK(gpu_layernorm_forward(b->stream, b->act.lnf, b->act.lnf_mean, b->act.lnf_rstd, x, tensor(p, b, GPT_LNFW),
                                    tensor(p, b, GPT_LNFB), (int)N, C));
   if (values && cfg->head) {
-    CUDA_CHECK(gpu_scalar_head_forward(b->stream, b->values, b->lnf, tensor(p, b, GPT_HEADW), tensor(p, b, GPT_HEADB),
+    CUDA_CHECK(gpu_scalar_head_forward(b->stream, b->values, b->act.lnf, tensor(p, b, GPT_HEADW), tensor(p, b, GPT_HEADB),
                                        (int)N, C));
     to_host(b, values, b->values, N * sizeof *values);
   }
   if (!b->lm_head) return;
   const float *wte = tensor(p, b, GPT_WTE);
   if (be->spec.train) { /* the backward needs every row's logits */
-    matmul_forward(b, b->logits, b->lnf, wte, NULL, (int)N, C, V);
-    CUDA_CHECK(gpu_logprob_forward(b->stream, b->logp, b->lse, b->logits, b->targets, (int)N, V));
+    matmul_forward(b, b->act.logits, b->act.lnf, wte, NULL, (int)N, C, V);
+    CUDA_CHECK(gpu_logprob_forward(b->stream, b->logp, b->act.lse, b->act.logits, b->targets, (int)N, V));
   } else { /* only log-probabilities are wanted: the logits of a few rows at a time */
     for (size_t r = 0; r < N; r += LOGIT_ROWS) {
       int rows = (int)(N - r < LOGIT_ROWS ? N - r : LOGIT_ROWS);
-      matmul_forward(b, b->logits, b->lnf + r * C, wte, NULL, rows, C, V);
-      CUDA_CHECK(gpu_logprob_forward(b->stream, b->logp + r, b->lse + r, b->logits, b->targets + r, rows, V));
+      matmul_forward(b, b->act.logits, b->act.lnf + r * C, wte, NULL, rows, C, V);
+      CUDA_CHECK(gpu_logprob_forward(b->stream, b->logp + r, b->act.lse + r, b->act.logits, b->targets + r, rows, V));
     }
   }
   to_host(b, logp, b->logp, N * sizeof *logp);
@@ -374,14 +367,14 @@ static void cuda_next_logits(struct backend *be, const int32_t *tokens, int B, i
   cuda_forward(be, tokens, NULL, B, T, NULL, NULL);
   /* the last row of each sequence: lnf rows T - 1, 2T - 1, ..., a matrix
    * [B, C] with a leading dimension of T C */
-  const float *wte = tensor(b->params, b, GPT_WTE), *last = b->lnf + (size_t)(T - 1) * C;
+  const float *wte = tensor(b->params, b, GPT_WTE), *last = b->act.lnf + (size_t)(T - 1) * C;
   const gpu_bf16 *wte16 = NULL, *last16 = NULL;
   if (b->bf16) {
     wte16 = weight16(b, wte);
-    last16 = rounded(b, b->cast_a, b->lnf, (size_t)B * T * C) + (size_t)(T - 1) * C;
+    last16 = rounded(b, b->cast_a, b->act.lnf, (size_t)B * T * C) + (size_t)(T - 1) * C;
   }
-  gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, V, B, C, wte, wte16, C, last, last16, T * C, 0.0f, b->logits, V);
-  to_host(b, logits, b->logits, (size_t)B * V * sizeof *logits);
+  gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, V, B, C, wte, wte16, C, last, last16, T * C, 0.0f, b->act.logits, V);
+  to_host(b, logits, b->act.logits, (size_t)B * V * sizeof *logits);
 }
 
 /* A dlogp after a forward that skipped the LM head has nothing to flow
@@ -392,60 +385,57 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
   int C = cfg->width, H = cfg->heads, V = cfg->vocab, L = cfg->layers, B = b->B, T = b->T;
   size_t N = (size_t)B * T;
   float *p = b->params, *g = b->grads;
-  const float *x_last = L > 0 ? b->layers[L - 1].residual3 : b->encoded;
+  const float *x_last = L > 0 ? b->act.layers[L - 1].residual3 : b->act.encoded;
   bool from_logp = dlogp && b->lm_head, from_values = dvalues && cfg->head;
   if (!g || N == 0 || (!from_logp && !from_values)) return;
 
-  zero_device(b, b->dlnf, N * C);
+  zero_device(b, b->act.dlnf, N * C);
   if (from_logp) {
     to_device(b, b->dlogp, dlogp, N * sizeof *dlogp);
-    CUDA_CHECK(gpu_logprob_backward(b->stream, b->logits, b->lse, b->dlogp, b->targets, (int)N, V));
+    CUDA_CHECK(gpu_logprob_backward(b->stream, b->act.logits, b->act.lse, b->dlogp, b->targets, (int)N, V));
     /* dlnf += dlogits wte, dwte += dlogits^T lnf */
-    matmul_backward(b, b->dlnf, tensor(g, b, GPT_WTE), NULL, b->logits, b->lnf, tensor(p, b, GPT_WTE), (int)N, C, V);
+    matmul_backward(b, b->act.dlnf, tensor(g, b, GPT_WTE), NULL, b->act.logits, b->act.lnf, tensor(p, b, GPT_WTE), (int)N, C, V);
   }
   if (from_values) {
     to_device(b, b->dvalues, dvalues, N * sizeof *dvalues);
-    CUDA_CHECK(gpu_scalar_head_backward(b->stream, b->dlnf, tensor(g, b, GPT_HEADW), tensor(g, b, GPT_HEADB),
-                                        b->dvalues, b->lnf, tensor(p, b, GPT_HEADW), (int)N, C, b->colsum));
+    CUDA_CHECK(gpu_scalar_head_backward(b->stream, b->act.dlnf, tensor(g, b, GPT_HEADW), tensor(g, b, GPT_HEADB),
+                                        b->dvalues, b->act.lnf, tensor(p, b, GPT_HEADW), (int)N, C, b->colsum));
   }
-  zero_device(b, b->dx, N * C);
-  CUDA_CHECK(gpu_layernorm_backward(b->stream, b->dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->dlnf, x_last,
-                                    tensor(p, b, GPT_LNFW), b->lnf_mean, b->lnf_rstd, (int)N, C, b->colsum));
-  /* b->dx is the gradient of the residual stream; a residual add passes it
+  zero_device(b, b->act.dx, N * C);
+  CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->act.dlnf, x_last,
+                                    tensor(p, b, GPT_LNFW), b->act.lnf_mean, b->act.lnf_rstd, (int)N, C, b->colsum));
+  /* b->act.dx is the gradient of the residual stream; a residual add passes it
    * through unchanged to both of its inputs */
   for (int l = L - 1; l >= 0; l--) {
-    struct layer_acts *a = &b->layers[l];
-    const float *x = l > 0 ? b->layers[l - 1].residual3 : b->encoded;
+    struct layer_acts *a = &b->act.layers[l];
+    const float *x = l > 0 ? b->act.layers[l - 1].residual3 : b->act.encoded;
     size_t c = (size_t)l * C;
-    zero_device(b, b->dfch_gelu, N * 4 * C);
-    matmul_backward(b, b->dfch_gelu, tensor(g, b, GPT_FCPROJW) + c * 4 * C, tensor(g, b, GPT_FCPROJB) + c, b->dx,
+    zero_device(b, b->act.dfch_gelu, N * 4 * C);
+    matmul_backward(b, b->act.dfch_gelu, tensor(g, b, GPT_FCPROJW) + c * 4 * C, tensor(g, b, GPT_FCPROJB) + c, b->act.dx,
                     a->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C);
-    zero_device(b, b->dfch, N * 4 * C);
-    CUDA_CHECK(gpu_gelu_backward(b->stream, b->dfch, a->fch, b->dfch_gelu, N * 4 * C));
-    zero_device(b, b->dln, N * C);
-    matmul_backward(b, b->dln, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c, b->dfch, a->ln2,
+    zero_device(b, b->act.dfch, N * 4 * C);
+    CUDA_CHECK(gpu_gelu_backward(b->stream, b->act.dfch, a->fch, b->act.dfch_gelu, N * 4 * C));
+    zero_device(b, b->act.dln, N * C);
+    matmul_backward(b, b->act.dln, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c, b->act.dfch, a->ln2,
                     tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C, 4 * C);
-    CUDA_CHECK(gpu_layernorm_backward(b->stream, b->dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c, b->dln,
+    CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c, b->act.dln,
                                       a->residual2, tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd, (int)N, C,
                                       b->colsum));
-    zero_device(b, b->datty, N * C);
-    matmul_backward(b, b->datty, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c, b->dx, a->atty,
+    zero_device(b, b->act.datty, N * C);
+    matmul_backward(b, b->act.datty, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c, b->act.dx, a->atty,
                     tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
-    attention_backward(b, b->dqkv, b->datty, a->qkv, a->att, B, T, C, H);
-    zero_device(b, b->dln, N * C);
-    matmul_backward(b, b->dln, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c, b->dqkv, a->ln1,
+    attention_backward(b, b->act.dqkv, b->act.datty, a->qkv, a->atty, a->att, B, T, C, H);
+    zero_device(b, b->act.dln, N * C);
+    matmul_backward(b, b->act.dln, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c, b->act.dqkv, a->ln1,
                     tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C, 3 * C);
-    CUDA_CHECK(gpu_layernorm_backward(b->stream, b->dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c, b->dln,
+    CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c, b->act.dln,
                                       x, tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C, b->colsum));
   }
-  CUDA_CHECK(gpu_encoder_backward(b->stream, tensor(g, b, GPT_WTE), tensor(g, b, GPT_WPE), b->dx, b->tokens, B, T, C));
+  CUDA_CHECK(gpu_encoder_backward(b->stream, tensor(g, b, GPT_WTE), tensor(g, b, GPT_WPE), b->act.dx, b->tokens, B, T, C));
 }
 
 /* ------------------------------------------------------------------------
  * Generation over the KV cache */
-
-/* The P positions a generation call computes at most. */
-static int gen_positions(const struct backend_spec *s) { return s->gen_rows > s->max_seq ? s->gen_rows : s->max_seq; }
 
 /* Layer l's keys (or values): [R, S, C]. */
 static float *cache_layer(const struct cuda_backend *b, float *cache, int l) {
@@ -453,33 +443,33 @@ static float *cache_layer(const struct cuda_backend *b, float *cache, int l) {
   return cache + (size_t)l * s->gen_rows * s->max_seq * s->cfg.width;
 }
 
-/* Layer l's LayerNorm and qkv over n rows of g->x, into g->qkv. */
+/* Layer l's LayerNorm and qkv over n rows of g->s.x, into g->s.qkv. */
 static void gen_layer_qkv(struct cuda_backend *b, int l, int n) {
   struct gen_state *g = &b->gen;
   int C = b->base.spec.cfg.width;
   float *p = b->params;
   size_t c = (size_t)l * C;
-  CUDA_CHECK(gpu_layernorm_forward(b->stream, g->ln, g->mean, g->rstd, g->x, tensor(p, b, GPT_LN1W) + c,
+  CUDA_CHECK(gpu_layernorm_forward(b->stream, g->s.ln, g->s.mean, g->s.rstd, g->s.x, tensor(p, b, GPT_LN1W) + c,
                                    tensor(p, b, GPT_LN1B) + c, n, C));
-  matmul_forward(b, g->qkv, g->ln, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, n, C, 3 * C);
+  matmul_forward(b, g->s.qkv, g->s.ln, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, n, C, 3 * C);
 }
 
-/* The rest of layer l once g->atty holds its attention's output: the
- * projection, the residual, the MLP and its residual, over n rows of g->x. */
+/* The rest of layer l once g->s.atty holds its attention's output: the
+ * projection, the residual, the MLP and its residual, over n rows of g->s.x. */
 static void gen_layer_tail(struct cuda_backend *b, int l, int n) {
   struct gen_state *g = &b->gen;
   int C = b->base.spec.cfg.width;
   float *p = b->params;
   size_t c = (size_t)l * C, nc = (size_t)n * C;
-  matmul_forward(b, g->proj, g->atty, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, n, C, C);
-  CUDA_CHECK(gpu_residual_forward(b->stream, g->x, g->x, g->proj, nc));
-  CUDA_CHECK(gpu_layernorm_forward(b->stream, g->ln, g->mean, g->rstd, g->x, tensor(p, b, GPT_LN2W) + c,
+  matmul_forward(b, g->s.proj, g->s.atty, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, n, C, C);
+  CUDA_CHECK(gpu_residual_forward(b->stream, g->s.x, g->s.x, g->s.proj, nc));
+  CUDA_CHECK(gpu_layernorm_forward(b->stream, g->s.ln, g->s.mean, g->s.rstd, g->s.x, tensor(p, b, GPT_LN2W) + c,
                                    tensor(p, b, GPT_LN2B) + c, n, C));
-  matmul_forward(b, g->fch, g->ln, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, n, C, 4 * C);
-  CUDA_CHECK(gpu_gelu_forward(b->stream, g->fch_gelu, g->fch, 4 * nc));
-  matmul_forward(b, g->proj, g->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, tensor(p, b, GPT_FCPROJB) + c, n,
+  matmul_forward(b, g->s.fch, g->s.ln, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, n, C, 4 * C);
+  CUDA_CHECK(gpu_gelu_forward(b->stream, g->s.fch_gelu, g->s.fch, 4 * nc));
+  matmul_forward(b, g->s.proj, g->s.fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, tensor(p, b, GPT_FCPROJB) + c, n,
                  4 * C, C);
-  CUDA_CHECK(gpu_residual_forward(b->stream, g->x, g->x, g->proj, nc));
+  CUDA_CHECK(gpu_residual_forward(b->stream, g->s.x, g->s.x, g->s.proj, nc));
 }
 
 /* The final LayerNorm of n rows of X and their logits [n, V], copied into
@@ -488,9 +478,9 @@ static void gen_logits(struct cuda_backend *b, const float *x, int n, float *log
   struct gen_state *g = &b->gen;
   const struct gpt_config *cfg = &b->base.spec.cfg;
   float *p = b->params;
-  CUDA_CHECK(gpu_layernorm_forward(b->stream, g->ln, g->mean, g->rstd, x, tensor(p, b, GPT_LNFW),
+  CUDA_CHECK(gpu_layernorm_forward(b->stream, g->s.ln, g->s.mean, g->s.rstd, x, tensor(p, b, GPT_LNFW),
                                    tensor(p, b, GPT_LNFB), n, cfg->width));
-  matmul_forward(b, g->logits, g->ln, tensor(p, b, GPT_WTE), NULL, n, cfg->width, cfg->vocab);
+  matmul_forward(b, g->logits, g->s.ln, tensor(p, b, GPT_WTE), NULL, n, cfg->width, cfg->vocab);
   to_host(b, logits, g->logits, (size_t)n * cfg->vocab * sizeof *logits);
 }
 
@@ -528,16 +518,16 @@ static void cuda_gen_prefill(struct backend *be, int row, const int32_t *prompt,
     g->host_ints[2 * P + i] = i;
   }
   struct gen_call call = gen_send(b);
-  CUDA_CHECK(gpu_encoder_forward(b->stream, g->x, call.tokens, tensor(b->params, b, GPT_WTE),
+  CUDA_CHECK(gpu_encoder_forward(b->stream, g->s.x, call.tokens, tensor(b->params, b, GPT_WTE),
                                  tensor(b->params, b, GPT_WPE), 1, n, C));
   for (int l = 0; l < cfg->layers; l++) {
     gen_layer_qkv(b, l, n);
-    CUDA_CHECK(gpu_kv_store(b->stream, cache_layer(b, g->k, l), cache_layer(b, g->v, l), g->qkv, call.rows, call.pos,
+    CUDA_CHECK(gpu_kv_store(b->stream, cache_layer(b, g->k, l), cache_layer(b, g->v, l), g->s.qkv, call.rows, call.pos,
                             n, S, C));
-    attention_forward(b, g->atty, g->att, g->qkv, 1, n, C, H);
+    attention_forward(b, g->s.atty, g->s.att, g->s.qkv, 1, n, C, H);
     gen_layer_tail(b, l, n);
   }
-  gen_logits(b, g->x + (size_t)(n - 1) * C, 1, logits);
+  gen_logits(b, g->s.x + (size_t)(n - 1) * C, 1, logits);
   g->len[row] = n;
 }
 
@@ -558,17 +548,17 @@ static void cuda_gen_decode(struct backend *be, const int *rows, const int32_t *
     g->host_ints[2 * P + i] = g->len[r];
   }
   struct gen_call call = gen_send(b);
-  CUDA_CHECK(gpu_embed_at(b->stream, g->x, call.tokens, call.pos, tensor(b->params, b, GPT_WTE),
+  CUDA_CHECK(gpu_embed_at(b->stream, g->s.x, call.tokens, call.pos, tensor(b->params, b, GPT_WTE),
                           tensor(b->params, b, GPT_WPE), n, C));
   for (int l = 0; l < cfg->layers; l++) {
     gen_layer_qkv(b, l, n);
     float *k = cache_layer(b, g->k, l), *v = cache_layer(b, g->v, l);
-    CUDA_CHECK(gpu_kv_store(b->stream, k, v, g->qkv, call.rows, call.pos, n, S, C));
-    CUDA_CHECK(gpu_attention_cached_forward(b->stream, g->atty, g->scores, g->qkv, k, v, call.rows, call.pos, n, S, C,
+    CUDA_CHECK(gpu_kv_store(b->stream, k, v, g->s.qkv, call.rows, call.pos, n, S, C));
+    CUDA_CHECK(gpu_attention_cached_forward(b->stream, g->s.atty, g->s.scores, g->s.qkv, k, v, call.rows, call.pos, n, S, C,
                                             H));
     gen_layer_tail(b, l, n);
   }
-  gen_logits(b, g->x, n, logits);
+  gen_logits(b, g->s.x, n, logits);
   for (int i = 0; i < n; i++) g->len[rows[i]]++;
 }
 
@@ -667,7 +657,7 @@ static void cuda_destroy(struct backend *be) {
   free(b->gen.host_ints);
   if (b->cublas) cublasDestroy(b->cublas);
   if (b->stream) cudaStreamDestroy(b->stream);
-  free(b->layers);
+  free(b->act.layers);
   free(b);
 }
 
@@ -693,19 +683,9 @@ static const struct backend_ops cuda_ops = {
 /* ------------------------------------------------------------------------
  * Creation */
 
-/* Hands out consecutive pieces of one allocation. */
-struct carver {
-  float *next;
-};
-
-static float *carve(struct carver *c, size_t n) {
-  float *p = c->next;
-  c->next += (n + 63) & ~(size_t)63; /* 256-byte aligned pieces */
-  return p;
-}
-
-/* Pieces of n floats as carve hands them out. */
-static size_t carved(size_t n) { return (n + 63) & ~(size_t)63; }
+/* Pieces of the activations' allocations start 256 bytes apart at least,
+ * cuBLAS's preferred alignment. */
+#define ALIGN_FLOATS 64
 
 /* cudaMalloc of n bytes (none for 0) into *p; false on failure, which is
  * left in ERR. */
@@ -728,50 +708,63 @@ static bool device_alloc(void **p, size_t bytes, const char *what, char *err, si
   return false;
 }
 
+/* The activations (runtime/activations.h) and this backend's own: the
+ * device copies of the host's arrays, and attention's permuted operands and
+ * their gradients. */
+static void lay_out_memory(struct cuda_backend *b, struct layout *l, size_t logit_rows) {
+  const struct backend_spec *spec = &b->base.spec;
+  size_t N = (size_t)spec->max_batch * spec->max_seq, C = (size_t)spec->cfg.width;
+  size_t att = N * (size_t)spec->cfg.heads * (b->fused ? 1 : (size_t)spec->max_seq);
+  activations_layout(&b->act, l, spec, logit_rows, att);
+  b->logp = layout_piece(l, N);
+  b->values = layout_piece(l, N);
+  b->dlogp = layout_piece(l, N);
+  b->dvalues = layout_piece(l, N);
+  b->q = layout_piece(l, N * C);
+  b->k = layout_piece(l, N * C);
+  b->vv = layout_piece(l, N * C);
+  b->y = layout_piece(l, N * C);
+  b->dq = b->dk = b->dv = b->dy = NULL;
+  if (!spec->train) return;
+  b->dq = layout_piece(l, N * C);
+  b->dk = layout_piece(l, N * C);
+  b->dv = layout_piece(l, N * C);
+  b->dy = layout_piece(l, N * C);
+}
+
 /* The KV cache and generation's scratch (struct gen_state); false with
  * the reason in ERR. */
 static bool gen_allocate(struct cuda_backend *b, char *err, size_t err_size) {
   const struct backend_spec *spec = &b->base.spec;
   struct gen_state *g = &b->gen;
   size_t R = (size_t)spec->gen_rows, S = (size_t)spec->max_seq, C = (size_t)spec->cfg.width;
-  size_t H = (size_t)spec->cfg.heads, L = (size_t)spec->cfg.layers, V = (size_t)spec->cfg.vocab;
-  size_t P = (size_t)gen_positions(spec);
+  size_t L = (size_t)spec->cfg.layers, V = (size_t)spec->cfg.vocab, P = (size_t)gen_positions(spec);
   g->len = (int *)calloc(R, sizeof *g->len);
   g->host_ints = (int32_t *)calloc(3 * P, sizeof *g->host_ints);
   if (!g->len || !g->host_ints) {
     snprintf(err, err_size, "out of host memory for the KV cache");
     return false;
   }
-  /* x, ln, atty and proj of [P, C], qkv's 3 and fch's and fch_gelu's 4
-   * each, mean and rstd of [P], att, scores, logits */
-  size_t total = 4 * carved(P * C) + carved(3 * P * C) + 2 * carved(4 * P * C) + 2 * carved(P) + carved(H * S * S) +
-                 carved(R * H * S) + carved(R * V);
+  struct layout count = {NULL, 0, ALIGN_FLOATS};
+  gen_scratch_layout(&g->s, &count, spec);
+  layout_piece(&count, R * V);
   if (!device_alloc((void **)&g->k, L * R * S * C * sizeof(float), "KV cache", err, err_size) ||
       !device_alloc((void **)&g->v, L * R * S * C * sizeof(float), "KV cache", err, err_size) ||
       !device_alloc((void **)&g->ints, 3 * P * sizeof(int32_t), "generation's tokens", err, err_size) ||
-      !device_alloc((void **)&g->memory, total * sizeof(float), "generation's activations", err, err_size))
+      !device_alloc((void **)&g->memory, count.used * sizeof(float), "generation's activations", err, err_size))
     return false;
-  struct carver c = {g->memory};
-  g->x = carve(&c, P * C);
-  g->ln = carve(&c, P * C);
-  g->mean = carve(&c, P);
-  g->rstd = carve(&c, P);
-  g->qkv = carve(&c, 3 * P * C);
-  g->atty = carve(&c, P * C);
-  g->proj = carve(&c, P * C);
-  g->fch = carve(&c, 4 * P * C);
-  g->fch_gelu = carve(&c, 4 * P * C);
-  g->att = carve(&c, H * S * S);
-  g->scores = carve(&c, R * H * S);
-  g->logits = carve(&c, R * V);
-  if (c.next > g->memory + total) {
-    snprintf(err, err_size, "internal error: device generation memory miscounted");
-    return false;
-  }
+  struct layout place = {g->memory, 0, ALIGN_FLOATS};
+  gen_scratch_layout(&g->s, &place, spec);
+  g->logits = layout_piece(&place, R * V);
   return true;
 }
 
 extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, char *err, size_t err_size) {
+  return cuda_backend_create_with(spec, NULL, err, err_size);
+}
+
+extern "C" struct backend *cuda_backend_create_with(const struct backend_spec *spec, const struct cuda_options *opt,
+                                                    char *err, size_t err_size) {
   const struct gpt_config *cfg = &spec->cfg;
   const char *problem = gpt_config_problem(cfg);
   if (problem) {
@@ -812,17 +805,18 @@ extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, 
   b->base.spec = *spec;
   if (spec->precision == PRECISION_AUTO) b->base.spec.precision = PRECISION_BF16;
   b->bf16 = b->base.spec.precision == PRECISION_BF16;
+  b->fused = opt && opt->fused_attention && b->bf16 && gpu_flash_supported(cfg->width / cfg->heads);
   int device = 0;
   cudaDeviceProp prop;
   if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess)
     snprintf(prop.name, sizeof prop.name, "device %d", device);
-  snprintf(b->base.description, sizeof b->base.description, "cuda, %.100s, %s", prop.name,
-           backend_precision_name(b->base.spec.precision));
+  snprintf(b->base.description, sizeof b->base.description, "cuda, %.100s, %s%s", prop.name,
+           backend_precision_name(b->base.spec.precision), b->fused ? ", fused attention" : "");
   b->base.n_params = gpt_param_count(cfg);
   gpt_tensor_offsets(cfg, b->offsets);
   size_t P = b->base.n_params;
-  b->layers = (struct layer_acts *)calloc(L ? L : 1, sizeof *b->layers);
-  if (!b->layers) {
+  b->act.layers = (struct layer_acts *)calloc(L ? L : 1, sizeof *b->act.layers);
+  if (!b->act.layers) {
     snprintf(err, err_size, "out of host memory");
     cuda_destroy(&b->base);
     return NULL;
@@ -845,22 +839,10 @@ extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, 
     return NULL;
   }
 
-  /* activations: per layer 18 of [N, C] (ln1, qkv's 3, atty, attproj,
-   * residual2, ln2, fch's 4, fch_gelu's 4, fcproj, residual3), att [B, H,
-   * T, T] and 4 of [N] (ln1's and ln2's mean and rstd); without training
-   * every layer uses the same ones (a layer reads its input, the previous
-   * residual3, before it writes its own) */
-  size_t kept_layers = spec->train ? L : (L ? 1 : 0);
   size_t logit_rows = spec->train || N < LOGIT_ROWS ? N : LOGIT_ROWS;
   if (logit_rows < B) logit_rows = B; /* next_logits' [B, V] */
-  size_t per_layer =
-      7 * carved(N * C) + carved(3 * N * C) + 2 * carved(4 * N * C) + carved(B * H * T * T) + 4 * carved(N);
-  size_t total = kept_layers * per_layer;
-  total += 2 * carved(N * C) + 3 * carved(N) + carved(logit_rows * V); /* encoded, lnf; lnf's mean, rstd, lse */
-  total += 4 * carved(N);                                                /* logp, values, dlogp, dvalues */
-  total += 4 * carved(N * C) + carved(B * H * T * T);                    /* q, k, vv, y; preatt */
-  if (spec->train) /* dx, dln, dlnf, datty, dq, dk, dv, dy; dqkv; dfch, dfch_gelu; datt */
-    total += 8 * carved(N * C) + carved(3 * N * C) + 2 * carved(4 * N * C) + carved(B * H * T * T);
+  struct layout count = {NULL, 0, ALIGN_FLOATS};
+  lay_out_memory(b, &count, logit_rows);
 
   bool ok = device_alloc((void **)&b->params, P * sizeof(float), "parameters", err, err_size);
   if (ok && spec->train) {
@@ -868,7 +850,7 @@ extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, 
          device_alloc((void **)&b->m, P * sizeof(float), "AdamW moments", err, err_size) &&
          device_alloc((void **)&b->v, P * sizeof(float), "AdamW moments", err, err_size);
   }
-  ok = ok && device_alloc((void **)&b->memory, total * sizeof(float), "activations", err, err_size) &&
+  ok = ok && device_alloc((void **)&b->memory, count.used * sizeof(float), "activations", err, err_size) &&
        device_alloc((void **)&b->tokens, N * sizeof(int32_t), "tokens", err, err_size) &&
        device_alloc((void **)&b->targets, N * sizeof(int32_t), "targets", err, err_size) &&
        device_alloc((void **)&b->sum, sizeof(double), "gradient norm", err, err_size);
@@ -891,62 +873,7 @@ extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, 
     return NULL;
   }
 
-  struct carver c = {b->memory};
-  b->encoded = carve(&c, N * C);
-  for (size_t l = 0; l < L; l++) {
-    struct layer_acts *a = &b->layers[l];
-    if (l >= kept_layers) {
-      *a = b->layers[0];
-      continue;
-    }
-    a->ln1 = carve(&c, N * C);
-    a->ln1_mean = carve(&c, N);
-    a->ln1_rstd = carve(&c, N);
-    a->qkv = carve(&c, 3 * N * C);
-    a->atty = carve(&c, N * C);
-    a->att = carve(&c, B * H * T * T);
-    a->attproj = carve(&c, N * C);
-    a->residual2 = carve(&c, N * C);
-    a->ln2 = carve(&c, N * C);
-    a->ln2_mean = carve(&c, N);
-    a->ln2_rstd = carve(&c, N);
-    a->fch = carve(&c, 4 * N * C);
-    a->fch_gelu = carve(&c, 4 * N * C);
-    a->fcproj = carve(&c, N * C);
-    a->residual3 = carve(&c, N * C);
-  }
-  b->lnf = carve(&c, N * C);
-  b->lnf_mean = carve(&c, N);
-  b->lnf_rstd = carve(&c, N);
-  b->lse = carve(&c, N);
-  b->logits = carve(&c, logit_rows * V);
-  b->logp = carve(&c, N);
-  b->values = carve(&c, N);
-  b->dlogp = carve(&c, N);
-  b->dvalues = carve(&c, N);
-  b->q = carve(&c, N * C);
-  b->k = carve(&c, N * C);
-  b->vv = carve(&c, N * C);
-  b->y = carve(&c, N * C);
-  b->preatt = carve(&c, B * H * T * T);
-  if (spec->train) {
-    b->dx = carve(&c, N * C);
-    b->dln = carve(&c, N * C);
-    b->dlnf = carve(&c, N * C);
-    b->datty = carve(&c, N * C);
-    b->dq = carve(&c, N * C);
-    b->dk = carve(&c, N * C);
-    b->dv = carve(&c, N * C);
-    b->dy = carve(&c, N * C);
-    b->dqkv = carve(&c, 3 * N * C);
-    b->dfch = carve(&c, 4 * N * C);
-    b->dfch_gelu = carve(&c, 4 * N * C);
-    b->datt = carve(&c, B * H * T * T);
-  }
-  if (c.next > b->memory + total) { /* the sizes above undercount: a bug, never a silent overrun */
-    snprintf(err, err_size, "internal error: device activation memory miscounted");
-    cuda_destroy(&b->base);
-    return NULL;
-  }
+  struct layout place = {b->memory, 0, ALIGN_FLOATS};
+  lay_out_memory(b, &place, logit_rows);
   return &b->base;
 }

@@ -30,7 +30,8 @@
 #include <cuda_runtime.h>
 #include <math.h>
 
-#define WARP 32
+#include "gpu/warp.h"
+
 /* Threads per block of the elementwise and row kernels. */
 #define BLOCK 256
 /* The column-sum kernels' block: COL_X columns by COL_Y row phases. */
@@ -40,23 +41,6 @@
 static inline cudaStream_t as_stream(gpu_stream s) { return (cudaStream_t)s; }
 
 static inline unsigned blocks_for(size_t n, unsigned per_block) { return (unsigned)((n + per_block - 1) / per_block); }
-
-/* Sum and maximum over a warp: a butterfly with fixed partners, so every
- * lane ends with the same value, added in the same order on every run. */
-__device__ static inline float warp_sum(float x) {
-  for (int o = WARP / 2; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
-
-__device__ static inline double warp_sum_double(double x) {
-  for (int o = WARP / 2; o > 0; o /= 2) x += __shfl_xor_sync(0xffffffffu, x, o);
-  return x;
-}
-
-__device__ static inline float warp_max(float x) {
-  for (int o = WARP / 2; o > 0; o /= 2) x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, o));
-  return x;
-}
 
 /* The sum of one double from each thread of a BLOCK-thread block, in a
  * fixed tree; every thread gets it. Uses shared[BLOCK / WARP]. */
@@ -305,12 +289,18 @@ extern "C" int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, floa
  * Backward: with datt = dL/datt, the softmax's Jacobian diag(a) - a a^T
  * and the chain factor d(scale preatt)/d(preatt) = scale give
  *
- *   dpreatt[r, t2] += scale att[r, t2] (datt[r, t2] - sum_{t3 <= t} att[r, t3] datt[r, t3])
+ *   dpreatt[r, t2] = scale att[r, t2] (datt[r, t2] - sum_{t3 <= t} att[r, t3] datt[r, t3])
  *
- * for t2 <= t, the CPU attention_backward's dscores; entries above the
- * diagonal are left as they are (their gradient is 0, and whatever cuBLAS
- * wrote in datt there is never read). One warp per row, 8 rows a block. */
+ * for t2 <= t, the CPU attention_backward's dscores, and 0 above the
+ * diagonal (whatever cuBLAS wrote in datt there is never read). Writing
+ * every entry, instead of adding into a zeroed buffer, saves a pass over
+ * the [BH, T, T] tensor to zero it and one to read it back. One warp per
+ * row, 8 rows a block; dpreatt may be datt itself: a lane reads an entry
+ * (after the warp's sum, which every lane waits for) just before writing
+ * it. */
 
+/* att may be preatt: a lane reads an entry, then writes it; the entries
+ * above the diagonal, which it zeroes, are never read. */
 __global__ static void softmax_causal_forward_kernel(float *att, const float *preatt, int rows, int T, float scale) {
   int r = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
   int lane = threadIdx.x % WARP;
@@ -333,8 +323,8 @@ __global__ static void softmax_causal_forward_kernel(float *att, const float *pr
   for (int t2 = t + 1 + lane; t2 < T; t2 += WARP) a[t2] = 0.0f;
 }
 
-__global__ static void softmax_causal_backward_kernel(float *dpreatt, const float *datt, const float *att, int rows,
-                                                      int T, float scale) {
+__global__ static void softmax_causal_backward_kernel(float *dpreatt, const float *datt, const float *att,
+                                                      int rows, int T, float scale) {
   int r = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
   int lane = threadIdx.x % WARP;
   if (r >= rows) return;
@@ -345,7 +335,8 @@ __global__ static void softmax_causal_backward_kernel(float *dpreatt, const floa
   float ada = 0.0f;
   for (int t2 = lane; t2 <= t; t2 += WARP) ada += a[t2] * da[t2];
   ada = warp_sum(ada);
-  for (int t2 = lane; t2 <= t; t2 += WARP) dp[t2] += scale * a[t2] * (da[t2] - ada);
+  for (int t2 = lane; t2 <= t; t2 += WARP) dp[t2] = scale * a[t2] * (da[t2] - ada);
+  for (int t2 = t + 1 + lane; t2 < T; t2 += WARP) dp[t2] = 0.0f;
 }
 
 extern "C" int gpu_softmax_causal_forward(gpu_stream s, float *att, const float *preatt, int BH, int T, float scale) {

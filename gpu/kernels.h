@@ -41,9 +41,10 @@ int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, cons
 /* Causal attention's softmax over preatt [B, H, T, T] (the unscaled q k^T
  * that cuBLAS computed): att = softmax(scale * preatt) over keys <= query,
  * 0 above the diagonal, as cpu attention_forward keeps it (scale is
- * 1/sqrt(C/H)); and its backward: dpreatt += scale att (datt - <att,
- * datt>) over keys <= query, the chain factor scale included; dpreatt
- * above the diagonal is left as it is. */
+ * 1/sqrt(C/H)); and its backward: dpreatt = scale att (datt - <att,
+ * datt>) over keys <= query, the chain factor scale included, and 0 above
+ * the diagonal (overwritten, not added: it is the gradient of a matmul's
+ * output). att may be preatt, and dpreatt datt. */
 int gpu_softmax_causal_forward(gpu_stream s, float *att, const float *preatt, int BH, int T, float scale);
 int gpu_softmax_causal_backward(gpu_stream s, float *dpreatt, const float *datt, const float *att, int BH, int T,
                                 float scale);

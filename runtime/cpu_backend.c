@@ -20,6 +20,7 @@
 #include <omp.h>
 #endif
 
+#include "runtime/activations.h"
 #include "runtime/backend.h"
 #include "runtime/cpu_kernels.h"
 
@@ -28,16 +29,6 @@
  * LOGIT_ROWS x V floats for them. */
 #define LOGIT_ROWS 64
 
-/* Activations of one layer, for B x T positions. */
-struct layer_acts {
-  float *ln1, *ln1_mean, *ln1_rstd; /* ln1 of the layer's input */
-  float *qkv, *atty, *att;
-  float *attproj, *residual2;
-  float *ln2, *ln2_mean, *ln2_rstd;
-  float *fch, *fch_gelu, *fcproj;
-  float *residual3; /* the layer's output */
-};
-
 /* The KV cache and generation's scratch, for R = gen_rows rows of S =
  * max_seq positions; P = max(R, S) positions are computed at a time (a
  * prompt, or one token of every row). */
@@ -45,29 +36,20 @@ struct gen_state {
   float *k, *v;  /* [L, R, S, C]: the keys and values of every position each row holds */
   int *len;      /* [R]: the positions each row holds */
   int *keys;     /* [R]: the keys each token of a decode step attends to */
-  float *x;      /* [P, C]: the residual stream */
-  float *ln, *mean, *rstd;
-  float *qkv, *atty, *proj, *fch, *fch_gelu;
-  float *att;    /* [H, S, S]: a prompt's attention weights */
-  float *scores; /* [R, H, S]: a decode step's */
-  float *memory; /* the scratch above, one allocation */
+  struct gen_scratch s;
+  float *memory; /* the scratch, one allocation */
 };
 
 struct cpu_backend {
   struct backend base;
   size_t offsets[GPT_TENSOR_COUNT];
   float *params, *grads, *m, *v;
-  /* activations */
-  float *encoded;
-  struct layer_acts *layers;
-  float *lnf, *lnf_mean, *lnf_rstd, *logits, *lse;
+  struct activations act;
   int32_t *tokens, *targets; /* of the last forward */
   int B, T;                  /* of the last forward */
   bool lm_head;              /* whether the last forward computed log-probabilities */
-  /* backward scratch, one layer's worth */
-  float *dx, *dln, *dqkv, *datty, *datt, *dfch, *dfch_gelu, *dlnf;
-  float *memory; /* every activation and scratch buffer, one allocation */
-  struct gen_state gen; /* all NULL without generation rows */
+  float *memory;             /* the activations, one allocation */
+  struct gen_state gen;      /* all NULL without generation rows */
 };
 
 static float *tensor(float *base, const struct cpu_backend *b, enum gpt_tensor t) { return base + b->offsets[t]; }
@@ -86,10 +68,10 @@ static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t
   if (b->lm_head) memcpy(b->targets, targets, N * sizeof *targets);
   b->B = B;
   b->T = T;
-  encoder_forward(b->encoded, tokens, tensor(p, b, GPT_WTE), tensor(p, b, GPT_WPE), B, T, C);
-  const float *x = b->encoded;
+  encoder_forward(b->act.encoded, tokens, tensor(p, b, GPT_WTE), tensor(p, b, GPT_WPE), B, T, C);
+  const float *x = b->act.encoded;
   for (int l = 0; l < L; l++) {
-    struct layer_acts *a = &b->layers[l];
+    struct layer_acts *a = &b->act.layers[l];
     size_t c = (size_t)l * C;
     layernorm_forward(a->ln1, a->ln1_mean, a->ln1_rstd, x, tensor(p, b, GPT_LN1W) + c, tensor(p, b, GPT_LN1B) + c,
                       (int)N, C);
@@ -108,18 +90,18 @@ static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t
     residual_forward(a->residual3, a->residual2, a->fcproj, N * C);
     x = a->residual3;
   }
-  layernorm_forward(b->lnf, b->lnf_mean, b->lnf_rstd, x, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), (int)N, C);
+  layernorm_forward(b->act.lnf, b->act.lnf_mean, b->act.lnf_rstd, x, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), (int)N, C);
   if (values && cfg->head)
-    scalar_head_forward(values, b->lnf, tensor(p, b, GPT_HEADW), tensor(p, b, GPT_HEADB), (int)N, C);
+    scalar_head_forward(values, b->act.lnf, tensor(p, b, GPT_HEADW), tensor(p, b, GPT_HEADB), (int)N, C);
   if (!b->lm_head) return;
   if (be->spec.train) {
-    logprob_forward(logp, b->lse, b->logits, b->lnf, tensor(p, b, GPT_WTE), targets, (int)N, C, V);
+    logprob_forward(logp, b->act.lse, b->act.logits, b->act.lnf, tensor(p, b, GPT_WTE), targets, (int)N, C, V);
     return;
   }
   /* only log-probabilities are wanted: the logits of a few rows at a time */
   for (size_t r = 0; r < N; r += LOGIT_ROWS) {
     int rows = (int)(N - r < LOGIT_ROWS ? N - r : LOGIT_ROWS);
-    logprob_forward(logp + r, b->lse + r, b->logits, b->lnf + r * C, tensor(p, b, GPT_WTE), targets + r, rows, C, V);
+    logprob_forward(logp + r, b->act.lse + r, b->act.logits, b->act.lnf + r * C, tensor(p, b, GPT_WTE), targets + r, rows, C, V);
   }
 }
 
@@ -130,7 +112,7 @@ static void cpu_next_logits(struct backend *be, const int32_t *tokens, int B, in
   int C = be->spec.cfg.width, V = be->spec.cfg.vocab;
   cpu_forward(be, tokens, NULL, B, T, NULL, NULL);
   for (int r = 0; r < B; r++)
-    matmul_forward(logits + (size_t)r * V, b->lnf + ((size_t)r * T + T - 1) * C, tensor(b->params, b, GPT_WTE), NULL, 1,
+    matmul_forward(logits + (size_t)r * V, b->act.lnf + ((size_t)r * T + T - 1) * C, tensor(b->params, b, GPT_WTE), NULL, 1,
                    C, V);
 }
 
@@ -142,48 +124,48 @@ static void cpu_backward(struct backend *be, const float *dlogp, const float *dv
   int C = cfg->width, H = cfg->heads, V = cfg->vocab, L = cfg->layers, B = b->B, T = b->T;
   size_t N = (size_t)B * T;
   float *p = b->params, *g = b->grads;
-  const float *x_last = L > 0 ? b->layers[L - 1].residual3 : b->encoded;
+  const float *x_last = L > 0 ? b->act.layers[L - 1].residual3 : b->act.encoded;
   bool from_logp = dlogp && b->lm_head, from_values = dvalues && cfg->head;
   if (!g || (!from_logp && !from_values)) return;
 
-  zero(b->dlnf, N * C);
+  zero(b->act.dlnf, N * C);
   if (from_logp)
-    logprob_backward(b->dlnf, tensor(g, b, GPT_WTE), b->logits, b->lse, dlogp, b->lnf, tensor(p, b, GPT_WTE),
+    logprob_backward(b->act.dlnf, tensor(g, b, GPT_WTE), b->act.logits, b->act.lse, dlogp, b->act.lnf, tensor(p, b, GPT_WTE),
                      b->targets, (int)N, C, V);
   if (from_values)
-    scalar_head_backward(b->dlnf, tensor(g, b, GPT_HEADW), tensor(g, b, GPT_HEADB), dvalues, b->lnf,
+    scalar_head_backward(b->act.dlnf, tensor(g, b, GPT_HEADW), tensor(g, b, GPT_HEADB), dvalues, b->act.lnf,
                          tensor(p, b, GPT_HEADW), (int)N, C);
-  zero(b->dx, N * C);
-  layernorm_backward(b->dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->dlnf, x_last, tensor(p, b, GPT_LNFW),
-                     b->lnf_mean, b->lnf_rstd, (int)N, C);
-  /* b->dx is the gradient of the residual stream; a residual add passes it
+  zero(b->act.dx, N * C);
+  layernorm_backward(b->act.dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->act.dlnf, x_last, tensor(p, b, GPT_LNFW),
+                     b->act.lnf_mean, b->act.lnf_rstd, (int)N, C);
+  /* b->act.dx is the gradient of the residual stream; a residual add passes it
    * through unchanged to both of its inputs */
   for (int l = L - 1; l >= 0; l--) {
-    struct layer_acts *a = &b->layers[l];
-    const float *x = l > 0 ? b->layers[l - 1].residual3 : b->encoded;
+    struct layer_acts *a = &b->act.layers[l];
+    const float *x = l > 0 ? b->act.layers[l - 1].residual3 : b->act.encoded;
     size_t c = (size_t)l * C;
-    zero(b->dfch_gelu, N * 4 * C);
-    matmul_backward(b->dfch_gelu, tensor(g, b, GPT_FCPROJW) + c * 4 * C, tensor(g, b, GPT_FCPROJB) + c, b->dx,
+    zero(b->act.dfch_gelu, N * 4 * C);
+    matmul_backward(b->act.dfch_gelu, tensor(g, b, GPT_FCPROJW) + c * 4 * C, tensor(g, b, GPT_FCPROJB) + c, b->act.dx,
                     a->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C);
-    zero(b->dfch, N * 4 * C);
-    gelu_backward(b->dfch, a->fch, b->dfch_gelu, N * 4 * C);
-    zero(b->dln, N * C);
-    matmul_backward(b->dln, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c, b->dfch, a->ln2,
+    zero(b->act.dfch, N * 4 * C);
+    gelu_backward(b->act.dfch, a->fch, b->act.dfch_gelu, N * 4 * C);
+    zero(b->act.dln, N * C);
+    matmul_backward(b->act.dln, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c, b->act.dfch, a->ln2,
                     tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C, 4 * C);
-    layernorm_backward(b->dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c, b->dln, a->residual2,
+    layernorm_backward(b->act.dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c, b->act.dln, a->residual2,
                        tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd, (int)N, C);
-    zero(b->datty, N * C);
-    matmul_backward(b->datty, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c, b->dx, a->atty,
+    zero(b->act.datty, N * C);
+    matmul_backward(b->act.datty, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c, b->act.dx, a->atty,
                     tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
-    zero(b->dqkv, N * 3 * C);
-    attention_backward(b->dqkv, b->datt, b->datty, a->qkv, a->att, B, T, C, H);
-    zero(b->dln, N * C);
-    matmul_backward(b->dln, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c, b->dqkv, a->ln1,
+    zero(b->act.dqkv, N * 3 * C);
+    attention_backward(b->act.dqkv, b->act.datt, b->act.datty, a->qkv, a->att, B, T, C, H);
+    zero(b->act.dln, N * C);
+    matmul_backward(b->act.dln, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c, b->act.dqkv, a->ln1,
                     tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C, 3 * C);
-    layernorm_backward(b->dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c, b->dln, x,
+    layernorm_backward(b->act.dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c, b->act.dln, x,
                        tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C);
   }
-  encoder_backward(tensor(g, b, GPT_WTE), tensor(g, b, GPT_WPE), b->dx, b->tokens, B, T, C);
+  encoder_backward(tensor(g, b, GPT_WTE), tensor(g, b, GPT_WPE), b->act.dx, b->tokens, B, T, C);
 }
 
 /* ------------------------------------------------------------------------
@@ -207,40 +189,40 @@ static void cache_store(struct cpu_backend *b, int l, const float *qkv, int n, i
   }
 }
 
-/* The rest of layer l once g->atty holds its attention's output: the
- * projection, the residual, the MLP and its residual, over n rows of g->x. */
+/* The rest of layer l once s->atty holds its attention's output: the
+ * projection, the residual, the MLP and its residual, over n rows of s->x. */
 static void gen_layer_tail(struct cpu_backend *b, int l, int n) {
-  struct gen_state *g = &b->gen;
+  struct gen_scratch *s = &b->gen.s;
   int C = b->base.spec.cfg.width;
   float *p = b->params;
   size_t c = (size_t)l * C;
-  matmul_forward(g->proj, g->atty, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, n, C, C);
-  residual_forward(g->x, g->x, g->proj, (size_t)n * C);
-  layernorm_forward(g->ln, g->mean, g->rstd, g->x, tensor(p, b, GPT_LN2W) + c, tensor(p, b, GPT_LN2B) + c, n, C);
-  matmul_forward(g->fch, g->ln, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, n, C, 4 * C);
-  gelu_forward(g->fch_gelu, g->fch, (size_t)n * 4 * C);
-  matmul_forward(g->proj, g->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, tensor(p, b, GPT_FCPROJB) + c, n, 4 * C,
+  matmul_forward(s->proj, s->atty, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, n, C, C);
+  residual_forward(s->x, s->x, s->proj, (size_t)n * C);
+  layernorm_forward(s->ln, s->mean, s->rstd, s->x, tensor(p, b, GPT_LN2W) + c, tensor(p, b, GPT_LN2B) + c, n, C);
+  matmul_forward(s->fch, s->ln, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, n, C, 4 * C);
+  gelu_forward(s->fch_gelu, s->fch, (size_t)n * 4 * C);
+  matmul_forward(s->proj, s->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, tensor(p, b, GPT_FCPROJB) + c, n, 4 * C,
                  C);
-  residual_forward(g->x, g->x, g->proj, (size_t)n * C);
+  residual_forward(s->x, s->x, s->proj, (size_t)n * C);
 }
 
-/* Layer l's LayerNorm and qkv over n rows of g->x, into g->qkv. */
+/* Layer l's LayerNorm and qkv over n rows of s->x, into s->qkv. */
 static void gen_layer_qkv(struct cpu_backend *b, int l, int n) {
-  struct gen_state *g = &b->gen;
+  struct gen_scratch *s = &b->gen.s;
   int C = b->base.spec.cfg.width;
   float *p = b->params;
   size_t c = (size_t)l * C;
-  layernorm_forward(g->ln, g->mean, g->rstd, g->x, tensor(p, b, GPT_LN1W) + c, tensor(p, b, GPT_LN1B) + c, n, C);
-  matmul_forward(g->qkv, g->ln, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, n, C, 3 * C);
+  layernorm_forward(s->ln, s->mean, s->rstd, s->x, tensor(p, b, GPT_LN1W) + c, tensor(p, b, GPT_LN1B) + c, n, C);
+  matmul_forward(s->qkv, s->ln, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, n, C, 3 * C);
 }
 
 /* The final LayerNorm of n rows of X and their logits [n, V]. */
 static void gen_logits(struct cpu_backend *b, const float *x, int n, float *logits) {
-  struct gen_state *g = &b->gen;
+  struct gen_scratch *s = &b->gen.s;
   const struct gpt_config *cfg = &b->base.spec.cfg;
   float *p = b->params;
-  layernorm_forward(g->ln, g->mean, g->rstd, x, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), n, cfg->width);
-  matmul_forward(logits, g->ln, tensor(p, b, GPT_WTE), NULL, n, cfg->width, cfg->vocab);
+  layernorm_forward(s->ln, s->mean, s->rstd, x, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), n, cfg->width);
+  matmul_forward(logits, s->ln, tensor(p, b, GPT_WTE), NULL, n, cfg->width, cfg->vocab);
 }
 
 static void gen_misuse(const char *what) {
@@ -253,25 +235,27 @@ static void gen_misuse(const char *what) {
 static void cpu_gen_prefill(struct backend *be, int row, const int32_t *prompt, int n, float *logits) {
   struct cpu_backend *b = (struct cpu_backend *)be;
   struct gen_state *g = &b->gen;
+  struct gen_scratch *s = &g->s;
   const struct gpt_config *cfg = &be->spec.cfg;
   int C = cfg->width, H = cfg->heads;
   if (row < 0 || row >= be->spec.gen_rows || n < 1 || n > be->spec.max_seq)
     gen_misuse("gen_prefill: no such row, or the prompt does not fit it");
   g->len[row] = 0;
-  encoder_forward(g->x, prompt, tensor(b->params, b, GPT_WTE), tensor(b->params, b, GPT_WPE), 1, n, C);
+  encoder_forward(s->x, prompt, tensor(b->params, b, GPT_WTE), tensor(b->params, b, GPT_WPE), 1, n, C);
   for (int l = 0; l < cfg->layers; l++) {
     gen_layer_qkv(b, l, n);
-    cache_store(b, l, g->qkv, n, row, 0);
-    attention_forward(g->atty, g->att, g->qkv, 1, n, C, H);
+    cache_store(b, l, s->qkv, n, row, 0);
+    attention_forward(s->atty, s->att, s->qkv, 1, n, C, H);
     gen_layer_tail(b, l, n);
   }
-  gen_logits(b, g->x + (size_t)(n - 1) * C, 1, logits);
+  gen_logits(b, s->x + (size_t)(n - 1) * C, 1, logits);
   g->len[row] = n;
 }
 
 static void cpu_gen_decode(struct backend *be, const int *rows, const int32_t *tokens, int n, float *logits) {
   struct cpu_backend *b = (struct cpu_backend *)be;
   struct gen_state *g = &b->gen;
+  struct gen_scratch *s = &g->s;
   const struct gpt_config *cfg = &be->spec.cfg;
   int C = cfg->width, H = cfg->heads, S = be->spec.max_seq;
   if (n < 0 || n > be->spec.gen_rows) gen_misuse("gen_decode: more tokens than rows");
@@ -283,17 +267,17 @@ static void cpu_gen_decode(struct backend *be, const int *rows, const int32_t *t
       gen_misuse("gen_decode: a row that is empty, full or not there");
     g->keys[i] = g->len[r] + 1; /* the token's own key is stored before attention reads it */
     const float *we = wte + (size_t)tokens[i] * C, *pe = wpe + (size_t)g->len[r] * C;
-    float *x = g->x + (size_t)i * C;
+    float *x = s->x + (size_t)i * C;
     for (int c = 0; c < C; c++) x[c] = we[c] + pe[c];
   }
   for (int l = 0; l < cfg->layers; l++) {
     gen_layer_qkv(b, l, n);
-    for (int i = 0; i < n; i++) cache_store(b, l, g->qkv + (size_t)i * 3 * C, 1, rows[i], g->keys[i] - 1);
+    for (int i = 0; i < n; i++) cache_store(b, l, s->qkv + (size_t)i * 3 * C, 1, rows[i], g->keys[i] - 1);
     size_t layer = (size_t)l * be->spec.gen_rows * S * C;
-    attention_cached_forward(g->atty, g->scores, g->qkv, g->k + layer, g->v + layer, rows, g->keys, n, S, C, H);
+    attention_cached_forward(s->atty, s->scores, s->qkv, g->k + layer, g->v + layer, rows, g->keys, n, S, C, H);
     gen_layer_tail(b, l, n);
   }
-  gen_logits(b, g->x, n, logits);
+  gen_logits(b, s->x, n, logits);
   for (int i = 0; i < n; i++) g->len[rows[i]]++;
 }
 
@@ -355,7 +339,7 @@ static void cpu_destroy(struct backend *be) {
   free(b->m);
   free(b->v);
   free(b->memory);
-  free(b->layers);
+  free(b->act.layers);
   free(b->tokens);
   free(b->targets);
   free(b->gen.k);
@@ -384,16 +368,8 @@ static const struct backend_ops cpu_ops = {
     .destroy = cpu_destroy,
 };
 
-/* Hands out consecutive pieces of one allocation. */
-struct carver {
-  float *next;
-};
-
-static float *carve(struct carver *c, size_t n) {
-  float *p = c->next;
-  c->next += (n + 15) & ~(size_t)15; /* 64-byte aligned pieces */
-  return p;
-}
+/* Pieces of the activations' allocations start 64 bytes apart at least. */
+#define ALIGN_FLOATS 16
 
 static void *calloc_or_null(size_t n, size_t size) { return n ? calloc(n, size) : NULL; }
 
@@ -403,30 +379,18 @@ static const char *gen_allocate(struct cpu_backend *b) {
   const struct backend_spec *spec = &b->base.spec;
   struct gen_state *g = &b->gen;
   size_t R = (size_t)spec->gen_rows, S = (size_t)spec->max_seq, C = (size_t)spec->cfg.width;
-  size_t H = (size_t)spec->cfg.heads, L = (size_t)spec->cfg.layers, P = R > S ? R : S;
+  size_t L = (size_t)spec->cfg.layers;
   g->k = calloc(L * R * S * C, sizeof *g->k);
   g->v = calloc(L * R * S * C, sizeof *g->v);
   g->len = calloc(R, sizeof *g->len);
   g->keys = calloc(R, sizeof *g->keys);
-  /* x, ln, atty and proj of [P, C], qkv's 3 and fch's and fch_gelu's 4
-   * each, mean and rstd of [P], att, scores; 16 floats of alignment for
-   * each of the 12 pieces */
-  size_t total = 15 * P * C + 2 * P + H * S * S + R * H * S + 12 * 16;
-  g->memory = calloc(total, sizeof *g->memory);
+  struct layout count = {.align = ALIGN_FLOATS};
+  gen_scratch_layout(&g->s, &count, spec);
+  g->memory = calloc(count.used, sizeof *g->memory);
   if (!g->k || !g->v || !g->len || !g->keys || !g->memory) return "out of memory for the KV cache";
-  struct carver c = {g->memory};
-  g->x = carve(&c, P * C);
-  g->ln = carve(&c, P * C);
-  g->mean = carve(&c, P);
-  g->rstd = carve(&c, P);
-  g->qkv = carve(&c, 3 * P * C);
-  g->atty = carve(&c, P * C);
-  g->proj = carve(&c, P * C);
-  g->fch = carve(&c, 4 * P * C);
-  g->fch_gelu = carve(&c, 4 * P * C);
-  g->att = carve(&c, H * S * S);
-  g->scores = carve(&c, R * H * S);
-  return c.next <= g->memory + total ? NULL : "internal error: generation memory miscounted";
+  struct layout place = {.base = g->memory, .align = ALIGN_FLOATS};
+  gen_scratch_layout(&g->s, &place, spec);
+  return NULL;
 }
 
 struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, size_t err_size) {
@@ -466,77 +430,26 @@ struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, s
   b->base.n_params = gpt_param_count(cfg);
   gpt_tensor_offsets(cfg, b->offsets);
   size_t P = b->base.n_params;
-  size_t B = (size_t)spec->max_batch, T = (size_t)spec->max_seq, C = (size_t)cfg->width, H = (size_t)cfg->heads;
-  size_t V = (size_t)cfg->vocab, L = (size_t)cfg->layers, N = B * T;
+  size_t L = (size_t)cfg->layers, N = (size_t)spec->max_batch * spec->max_seq;
   b->params = calloc(P, sizeof *b->params);
   if (spec->train) {
     b->grads = calloc(P, sizeof *b->grads);
     b->m = calloc(P, sizeof *b->m);
     b->v = calloc(P, sizeof *b->v);
   }
-  b->layers = calloc(L, sizeof *b->layers);
+  b->act.layers = calloc(L ? L : 1, sizeof *b->act.layers);
   b->tokens = calloc_or_null(N, sizeof *b->tokens);
   b->targets = calloc_or_null(N, sizeof *b->targets);
-  /* activations: per layer 18 of [N, C] (ln1, qkv's 3, atty, attproj,
-   * residual2, ln2, fch's 4, fch_gelu's 4, fcproj, residual3), [B, H, T, T]
-   * and 4 of [N]; then the encoder, lnf, logits and scratch; 16 floats of
-   * alignment for every piece */
-  size_t per_layer = 18 * N * C + B * H * T * T + 4 * N + 16 * 16;
-  size_t logit_rows = spec->train || N < LOGIT_ROWS ? N : LOGIT_ROWS;
-  /* without a backward, nothing of a layer is read once the next one has
-   * run: every layer uses the same activations (a layer reads its input,
-   * the previous residual3, before it writes its own) */
-  size_t kept_layers = spec->train ? L : 1;
-  size_t total = kept_layers * per_layer + 2 * N * C + 3 * N + logit_rows * V + 16 * 16;
-  if (spec->train) total += 15 * N * C + B * H * T * T + 16 * 16; /* dx, dln, dlnf, datty, dqkv, dfch, dfch_gelu */
-  b->memory = calloc(total, sizeof *b->memory);
-  if (!b->params || (spec->train && (!b->grads || !b->m || !b->v)) || !b->layers || !b->tokens || !b->targets ||
-      !b->memory)
+  if (!b->params || (spec->train && (!b->grads || !b->m || !b->v)) || !b->act.layers || !b->tokens || !b->targets)
     goto out_of_memory;
-  struct carver c = {b->memory};
-  b->encoded = carve(&c, N * C);
-  for (size_t l = 0; l < L; l++) {
-    struct layer_acts *a = &b->layers[l];
-    if (l >= kept_layers) {
-      *a = b->layers[0];
-      continue;
-    }
-    a->ln1 = carve(&c, N * C);
-    a->ln1_mean = carve(&c, N);
-    a->ln1_rstd = carve(&c, N);
-    a->qkv = carve(&c, 3 * N * C);
-    a->atty = carve(&c, N * C);
-    a->att = carve(&c, B * H * T * T);
-    a->attproj = carve(&c, N * C);
-    a->residual2 = carve(&c, N * C);
-    a->ln2 = carve(&c, N * C);
-    a->ln2_mean = carve(&c, N);
-    a->ln2_rstd = carve(&c, N);
-    a->fch = carve(&c, 4 * N * C);
-    a->fch_gelu = carve(&c, 4 * N * C);
-    a->fcproj = carve(&c, N * C);
-    a->residual3 = carve(&c, N * C);
-  }
-  b->lnf = carve(&c, N * C);
-  b->lnf_mean = carve(&c, N);
-  b->lnf_rstd = carve(&c, N);
-  b->lse = carve(&c, N);
-  b->logits = carve(&c, logit_rows * V);
-  if (spec->train) {
-    b->dx = carve(&c, N * C);
-    b->dln = carve(&c, N * C);
-    b->dlnf = carve(&c, N * C);
-    b->dqkv = carve(&c, 3 * N * C);
-    b->datty = carve(&c, N * C);
-    b->datt = carve(&c, B * H * T * T);
-    b->dfch = carve(&c, 4 * N * C);
-    b->dfch_gelu = carve(&c, 4 * N * C);
-  }
-  if (c.next > b->memory + total) { /* the sizes above undercount: a bug, never a silent overrun */
-    snprintf(err, err_size, "internal error: activation memory miscounted");
-    cpu_destroy(&b->base);
-    return NULL;
-  }
+  size_t logit_rows = spec->train || N < LOGIT_ROWS ? N : LOGIT_ROWS;
+  size_t att = N * (size_t)cfg->heads * spec->max_seq; /* [B, H, T, T] */
+  struct layout count = {.align = ALIGN_FLOATS};
+  activations_layout(&b->act, &count, spec, logit_rows, att);
+  b->memory = calloc(count.used, sizeof *b->memory);
+  if (!b->memory) goto out_of_memory;
+  struct layout place = {.base = b->memory, .align = ALIGN_FLOATS};
+  activations_layout(&b->act, &place, spec, logit_rows, att);
   const char *gen_problem = spec->gen_rows > 0 ? gen_allocate(b) : NULL;
   if (gen_problem) {
     snprintf(err, err_size, "%s (%d rows of %d tokens)", gen_problem, spec->gen_rows, spec->max_seq);

@@ -33,6 +33,7 @@
 #include "runtime/generate.h"
 #include "runtime/gpt.h"
 #include "runtime/rng.h"
+#include "tests/gpu/norm_error.h"
 
 enum { B = 2, T = 24 };
 
@@ -59,16 +60,17 @@ static void compare(const char *what, const float *gpu, const float *cpu, size_t
 
 /* |gpu - cpu| / |cpu| over the whole tensor. */
 static void compare_norm(const char *what, const float *gpu, const float *cpu, size_t n, double tol) {
-  double diff = 0, ref = 0;
-  for (size_t i = 0; i < n; i++) {
-    double d = (double)gpu[i] - cpu[i];
-    diff += d * d;
-    ref += (double)cpu[i] * cpu[i];
-  }
-  double e = ref > 0 ? sqrt(diff / ref) : sqrt(diff);
+  double e = norm_error(gpu, cpu, n);
   bool ok = e <= tol; /* false for NaN */
   printf("%-28s norm rel err %.3g (tolerance %.0e)%s\n", what, e, tol, ok ? "" : "  FAILED");
   failures += !ok;
+}
+
+/* The gradients of the last forward from DLOGP and DVALUES, into GRADS. */
+static void gradients(struct backend *be, const float *dlogp, const float *dvalues, float *grads) {
+  be->ops->zero_grad(be);
+  be->ops->backward(be, dlogp, dvalues);
+  be->ops->read_grads(be, grads);
 }
 
 static float *floats(size_t n) {
@@ -150,6 +152,93 @@ static void check_generation(const struct gpt_config *cfg, const float *params) 
   backend_destroy(cpu);
 }
 
+/* Fused attention (gpu/attention.h) inside the backend, on heads of 64
+ * and 70 tokens (a partial second tile): the forward and every gradient
+ * against the CPU's fp32 within bf16's tolerances, a step's bits the same
+ * twice, and generation's logits (its prefill attends through the fused
+ * kernel) against the CPU's. */
+static void check_fused(void) {
+  enum { FB = 2, FT = 70 };
+  struct gpt_config cfg = {.vocab = 300, .context = 80, .layers = 2, .heads = 2, .width = 128, .head = 1};
+  struct backend_spec spec = {.cfg = cfg, .max_batch = FB, .max_seq = FT, .train = true, .gen_rows = 2,
+                              .precision = PRECISION_BF16};
+  struct cuda_options fused = {.fused_attention = true};
+  char err[256];
+  struct backend *cpu = NULL, *gpu = NULL;
+  struct backend_spec cpu_spec = spec;
+  cpu_spec.precision = PRECISION_FP32;
+  cpu = cpu_backend_create(&cpu_spec, err, sizeof err);
+  if (cpu) gpu = cuda_backend_create_with(&spec, &fused, err, sizeof err);
+  if (!gpu || !strstr(gpu->description, "fused attention")) {
+    printf("cannot create a backend with fused attention: %s  FAILED\n", gpu ? gpu->description : err);
+    failures++;
+    backend_destroy(gpu);
+    backend_destroy(cpu);
+    return;
+  }
+  size_t P = cpu->n_params, N = (size_t)FB * FT;
+  float *params = floats(P), *logp_c = floats(N), *logp_g = floats(N), *val_c = floats(N), *val_g = floats(N);
+  float *grad_c = floats(P), *grad_g = floats(P), *dlogp = floats(N), *dvalues = floats(N);
+  int32_t *tokens = calloc(N, sizeof *tokens), *targets = calloc(N, sizeof *targets);
+  if (!tokens || !targets) exit(1);
+  gpt_init(&cfg, params, 9);
+  struct rng r = rng_seed(31);
+  for (size_t i = 0; i < N; i++) {
+    tokens[i] = (int32_t)rng_below(&r, (uint64_t)cfg.vocab);
+    targets[i] = (int32_t)rng_below(&r, (uint64_t)cfg.vocab);
+    dlogp[i] = (float)(rng_uniform(&r) - 0.5);
+    dvalues[i] = (float)(rng_uniform(&r) - 0.5);
+  }
+  cpu->ops->write_params(cpu, params);
+  gpu->ops->write_params(gpu, params);
+  cpu->ops->forward(cpu, tokens, targets, FB, FT, logp_c, val_c);
+  gpu->ops->forward(gpu, tokens, targets, FB, FT, logp_g, val_g);
+  compare_norm("fused forward logp", logp_g, logp_c, N, 3e-2);
+  compare_norm("fused forward values", val_g, val_c, N, 3e-2);
+  gradients(cpu, dlogp, dvalues, grad_c);
+  gradients(gpu, dlogp, dvalues, grad_g);
+  size_t offsets[GPT_TENSOR_COUNT];
+  gpt_tensor_offsets(&cfg, offsets);
+  for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
+    size_t n = gpt_tensor_size(&cfg, (enum gpt_tensor)t);
+    char what[64];
+    snprintf(what, sizeof what, "fused gradient of %s", gpt_tensor_name((enum gpt_tensor)t));
+    if (n) compare_norm(what, grad_g + offsets[t], grad_c + offsets[t], n, 6e-2);
+  }
+  /* a step twice from the same state */
+  struct adamw_step s = {.lr = 1e-3f, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f, .weight_decay = 0.1f,
+                         .grad_scale = 1.0f, .t = 1};
+  float *after[2] = {floats(P), floats(P)}, *zeros = floats(P);
+  for (int run = 0; run < 2; run++) {
+    gpu->ops->write_params(gpu, params);
+    gpu->ops->write_moments(gpu, zeros, zeros);
+    gpu->ops->forward(gpu, tokens, targets, FB, FT, logp_g, val_g);
+    gpu->ops->zero_grad(gpu);
+    gpu->ops->backward(gpu, dlogp, dvalues);
+    gpu->ops->step(gpu, &s);
+    gpu->ops->read_params(gpu, after[run]);
+  }
+  bool same = memcmp(after[0], after[1], P * sizeof *after[0]) == 0;
+  printf("%-28s %s\n", "fused step twice, same bits", same ? "yes" : "NO  FAILED");
+  failures += !same;
+  /* generation: a prompt of 66 tokens, then 3 decode steps */
+  gpu->ops->write_params(gpu, params);
+  int V = cfg.vocab, rows[1] = {0};
+  float *lc = floats((size_t)V), *lg = floats((size_t)V);
+  cpu->ops->gen_prefill(cpu, 0, tokens, 66, lc);
+  gpu->ops->gen_prefill(gpu, 0, tokens, 66, lg);
+  compare_norm("fused prefill logits", lg, lc, (size_t)V, 3e-2);
+  for (int step = 0; step < 3; step++) {
+    cpu->ops->gen_decode(cpu, rows, tokens + 66 + step, 1, lc);
+    gpu->ops->gen_decode(gpu, rows, tokens + 66 + step, 1, lg);
+  }
+  compare_norm("fused decode logits", lg, lc, (size_t)V, 3e-2);
+  free(params), free(logp_c), free(logp_g), free(val_c), free(val_g), free(grad_c), free(grad_g), free(dlogp);
+  free(dvalues), free(tokens), free(targets), free(after[0]), free(after[1]), free(zeros), free(lc), free(lg);
+  backend_destroy(gpu);
+  backend_destroy(cpu);
+}
+
 int main(void) {
   if (cuda_device_count() == 0) {
     char why[256];
@@ -194,12 +283,8 @@ int main(void) {
 
   /* backward: every gradient */
   float *grad_c = floats(P), *grad_g = floats(P);
-  cpu->ops->zero_grad(cpu);
-  gpu->ops->zero_grad(gpu);
-  cpu->ops->backward(cpu, dlogp, dvalues);
-  gpu->ops->backward(gpu, dlogp, dvalues);
-  cpu->ops->read_grads(cpu, grad_c);
-  gpu->ops->read_grads(gpu, grad_g);
+  gradients(cpu, dlogp, dvalues, grad_c);
+  gradients(gpu, dlogp, dvalues, grad_g);
   for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
     size_t n = gpt_tensor_size(&cfg, (enum gpt_tensor)t);
     char what[64];
@@ -250,9 +335,7 @@ int main(void) {
   backend_destroy(gpu_frozen);
 
   /* tf32 and bf16 against the CPU's fp32 */
-  cpu->ops->zero_grad(cpu);
-  cpu->ops->backward(cpu, dlogp, dvalues);
-  cpu->ops->read_grads(cpu, grad_c);
+  gradients(cpu, dlogp, dvalues, grad_c);
   const struct {
     enum backend_precision precision;
     double out_tol, grad_tol;
@@ -269,9 +352,7 @@ int main(void) {
     char what[64];
     g->ops->write_params(g, params);
     g->ops->forward(g, tokens, targets, B, T, logp_g, val_g);
-    g->ops->zero_grad(g);
-    g->ops->backward(g, dlogp, dvalues);
-    g->ops->read_grads(g, grad_g);
+    gradients(g, dlogp, dvalues, grad_g);
     snprintf(what, sizeof what, "%s forward logp", name);
     compare_norm(what, logp_g, logp_c, N, modes[m].out_tol);
     snprintf(what, sizeof what, "%s forward values", name);
@@ -285,6 +366,7 @@ int main(void) {
   }
 
   check_generation(&cfg, params);
+  check_fused();
 
   backend_destroy(gpu);
   backend_destroy(gpu);
