@@ -135,9 +135,10 @@ static void matmul_forward(struct cuda_backend *b, float *out, const float *inp,
   if (bias) CUDA_CHECK(gpu_bias_forward(b->stream, out, bias, N, OC));
 }
 
-/* dinp [N, C] += dout [N, OC] W; dw [OC, C] += dout^T inp; dbias [OC] +=
- * the column sums of dout (when dbias is not NULL). */
-static void matmul_backward(struct cuda_backend *b, float *dinp, float *dw, float *dbias, const float *dout,
+/* dinp [N, C] = (ADD: +=) dout [N, OC] W; dw [OC, C] += dout^T inp; dbias
+ * [OC] += the column sums of dout (when dbias is not NULL). Overwriting
+ * dinp spares the pass that would zero it first. */
+static void matmul_backward(struct cuda_backend *b, float *dinp, bool add, float *dw, float *dbias, const float *dout,
                             const float *inp, const float *w, int N, int C, int OC) {
   const gpu_bf16 *w16 = NULL, *inp16 = NULL, *dout16 = NULL;
   if (b->bf16) {
@@ -145,8 +146,8 @@ static void matmul_backward(struct cuda_backend *b, float *dinp, float *dw, floa
     inp16 = rounded(b, b->cast_a, inp, (size_t)N * C);
     dout16 = rounded(b, b->cast_b, dout, (size_t)N * OC);
   }
-  /* dinp^T [C, N] += W^T [C, OC] dout^T [OC, N] */
-  gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, w16, C, dout, dout16, OC, 1.0f, dinp, C);
+  /* dinp^T [C, N] (+)= W^T [C, OC] dout^T [OC, N] */
+  gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, w16, C, dout, dout16, OC, add ? 1.0f : 0.0f, dinp, C);
   /* dw^T [C, OC] += inp^T [C, N] dout [N, OC] */
   gemm(b, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, inp16, C, dout, dout16, OC, 1.0f, dw, C);
   if (dbias) CUDA_CHECK(gpu_bias_backward(b->stream, dbias, dout, N, OC, b->colsum));
@@ -315,8 +316,8 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
   if (b->lm_head) to_device(b, b->targets, targets, N * sizeof *targets);
   b->B = B;
   b->T = T;
-  CUDA_CHECK(gpu_encoder_forward(b->stream, b->act.encoded, b->tokens, tensor(p, b, GPT_WTE), tensor(p, b, GPT_WPE), B, T,
-                                 C));
+  CUDA_CHECK(
+      gpu_encoder_forward(b->stream, b->act.encoded, b->tokens, tensor(p, b, GPT_WTE), tensor(p, b, GPT_WPE), B, T, C));
   const float *x = b->act.encoded;
   for (int l = 0; l < L; l++) {
     struct layer_acts *a = &b->act.layers[l];
@@ -342,8 +343,8 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
   CUDA_CHECK(gpu_layernorm_forward(b->stream, b->act.lnf, b->act.lnf_mean, b->act.lnf_rstd, x, tensor(p, b, GPT_LNFW),
                                    tensor(p, b, GPT_LNFB), (int)N, C));
   if (values && cfg->head) {
-    CUDA_CHECK(gpu_scalar_head_forward(b->stream, b->values, b->act.lnf, tensor(p, b, GPT_HEADW), tensor(p, b, GPT_HEADB),
-                                       (int)N, C));
+    CUDA_CHECK(gpu_scalar_head_forward(b->stream, b->values, b->act.lnf, tensor(p, b, GPT_HEADW),
+                                       tensor(p, b, GPT_HEADB), (int)N, C));
     to_host(b, values, b->values, N * sizeof *values);
   }
   if (!b->lm_head) return;
@@ -394,7 +395,8 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
     to_device(b, b->dlogp, dlogp, N * sizeof *dlogp);
     CUDA_CHECK(gpu_logprob_backward(b->stream, b->act.logits, b->act.lse, b->dlogp, b->targets, (int)N, V));
     /* dlnf += dlogits wte, dwte += dlogits^T lnf */
-    matmul_backward(b, b->act.dlnf, tensor(g, b, GPT_WTE), NULL, b->act.logits, b->act.lnf, tensor(p, b, GPT_WTE), (int)N, C, V);
+    matmul_backward(b, b->act.dlnf, true, tensor(g, b, GPT_WTE), NULL, b->act.logits, b->act.lnf, tensor(p, b, GPT_WTE),
+                    (int)N, C, V);
   }
   if (from_values) {
     to_device(b, b->dvalues, dvalues, N * sizeof *dvalues);
@@ -402,36 +404,35 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
                                         b->dvalues, b->act.lnf, tensor(p, b, GPT_HEADW), (int)N, C, b->colsum));
   }
   zero_device(b, b->act.dx, N * C);
-  CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->act.dlnf, x_last,
-                                    tensor(p, b, GPT_LNFW), b->act.lnf_mean, b->act.lnf_rstd, (int)N, C, b->colsum));
+  CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->act.dlnf,
+                                    x_last, tensor(p, b, GPT_LNFW), b->act.lnf_mean, b->act.lnf_rstd, (int)N, C,
+                                    b->colsum));
   /* b->act.dx is the gradient of the residual stream; a residual add passes it
    * through unchanged to both of its inputs */
   for (int l = L - 1; l >= 0; l--) {
     struct layer_acts *a = &b->act.layers[l];
     const float *x = l > 0 ? b->act.layers[l - 1].residual3 : b->act.encoded;
     size_t c = (size_t)l * C;
-    zero_device(b, b->act.dfch_gelu, N * 4 * C);
-    matmul_backward(b, b->act.dfch_gelu, tensor(g, b, GPT_FCPROJW) + c * 4 * C, tensor(g, b, GPT_FCPROJB) + c, b->act.dx,
-                    a->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C);
+    matmul_backward(b, b->act.dfch_gelu, false, tensor(g, b, GPT_FCPROJW) + c * 4 * C, tensor(g, b, GPT_FCPROJB) + c,
+                    b->act.dx, a->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C);
     zero_device(b, b->act.dfch, N * 4 * C);
     CUDA_CHECK(gpu_gelu_backward(b->stream, b->act.dfch, a->fch, b->act.dfch_gelu, N * 4 * C));
-    zero_device(b, b->act.dln, N * C);
-    matmul_backward(b, b->act.dln, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c, b->act.dfch, a->ln2,
-                    tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C, 4 * C);
-    CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c, b->act.dln,
-                                      a->residual2, tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd, (int)N, C,
-                                      b->colsum));
-    zero_device(b, b->act.datty, N * C);
-    matmul_backward(b, b->act.datty, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c, b->act.dx, a->atty,
-                    tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
+    matmul_backward(b, b->act.dln, false, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c, b->act.dfch,
+                    a->ln2, tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C, 4 * C);
+    CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c,
+                                      b->act.dln, a->residual2, tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd,
+                                      (int)N, C, b->colsum));
+    matmul_backward(b, b->act.datty, false, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c,
+                    b->act.dx, a->atty, tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
     attention_backward(b, b->act.dqkv, b->act.datty, a->qkv, a->atty, a->att, B, T, C, H);
-    zero_device(b, b->act.dln, N * C);
-    matmul_backward(b, b->act.dln, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c, b->act.dqkv, a->ln1,
-                    tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C, 3 * C);
-    CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c, b->act.dln,
-                                      x, tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C, b->colsum));
+    matmul_backward(b, b->act.dln, false, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c,
+                    b->act.dqkv, a->ln1, tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C, 3 * C);
+    CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c,
+                                      b->act.dln, x, tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C,
+                                      b->colsum));
   }
-  CUDA_CHECK(gpu_encoder_backward(b->stream, tensor(g, b, GPT_WTE), tensor(g, b, GPT_WPE), b->act.dx, b->tokens, B, T, C));
+  CUDA_CHECK(
+      gpu_encoder_backward(b->stream, tensor(g, b, GPT_WTE), tensor(g, b, GPT_WPE), b->act.dx, b->tokens, B, T, C));
 }
 
 /* ------------------------------------------------------------------------
@@ -554,8 +555,8 @@ static void cuda_gen_decode(struct backend *be, const int *rows, const int32_t *
     gen_layer_qkv(b, l, n);
     float *k = cache_layer(b, g->k, l), *v = cache_layer(b, g->v, l);
     CUDA_CHECK(gpu_kv_store(b->stream, k, v, g->s.qkv, call.rows, call.pos, n, S, C));
-    CUDA_CHECK(gpu_attention_cached_forward(b->stream, g->s.atty, g->s.scores, g->s.qkv, k, v, call.rows, call.pos, n, S, C,
-                                            H));
+    CUDA_CHECK(gpu_attention_cached_forward(b->stream, g->s.atty, g->s.scores, g->s.qkv, k, v, call.rows, call.pos, n,
+                                            S, C, H));
     gen_layer_tail(b, l, n);
   }
   gen_logits(b, g->s.x, n, logits);

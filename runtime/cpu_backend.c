@@ -90,7 +90,8 @@ static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t
     residual_forward(a->residual3, a->residual2, a->fcproj, N * C);
     x = a->residual3;
   }
-  layernorm_forward(b->act.lnf, b->act.lnf_mean, b->act.lnf_rstd, x, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), (int)N, C);
+  layernorm_forward(b->act.lnf, b->act.lnf_mean, b->act.lnf_rstd, x, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB),
+                    (int)N, C);
   if (values && cfg->head)
     scalar_head_forward(values, b->act.lnf, tensor(p, b, GPT_HEADW), tensor(p, b, GPT_HEADB), (int)N, C);
   if (!b->lm_head) return;
@@ -101,7 +102,8 @@ static void cpu_forward(struct backend *be, const int32_t *tokens, const int32_t
   /* only log-probabilities are wanted: the logits of a few rows at a time */
   for (size_t r = 0; r < N; r += LOGIT_ROWS) {
     int rows = (int)(N - r < LOGIT_ROWS ? N - r : LOGIT_ROWS);
-    logprob_forward(logp + r, b->act.lse + r, b->act.logits, b->act.lnf + r * C, tensor(p, b, GPT_WTE), targets + r, rows, C, V);
+    logprob_forward(logp + r, b->act.lse + r, b->act.logits, b->act.lnf + r * C, tensor(p, b, GPT_WTE), targets + r,
+                    rows, C, V);
   }
 }
 
@@ -112,8 +114,8 @@ static void cpu_next_logits(struct backend *be, const int32_t *tokens, int B, in
   int C = be->spec.cfg.width, V = be->spec.cfg.vocab;
   cpu_forward(be, tokens, NULL, B, T, NULL, NULL);
   for (int r = 0; r < B; r++)
-    matmul_forward(logits + (size_t)r * V, b->act.lnf + ((size_t)r * T + T - 1) * C, tensor(b->params, b, GPT_WTE), NULL, 1,
-                   C, V);
+    matmul_forward(logits + (size_t)r * V, b->act.lnf + ((size_t)r * T + T - 1) * C, tensor(b->params, b, GPT_WTE),
+                   NULL, 1, C, V);
 }
 
 /* A dlogp after a forward that skipped the LM head has nothing to flow
@@ -130,14 +132,14 @@ static void cpu_backward(struct backend *be, const float *dlogp, const float *dv
 
   zero(b->act.dlnf, N * C);
   if (from_logp)
-    logprob_backward(b->act.dlnf, tensor(g, b, GPT_WTE), b->act.logits, b->act.lse, dlogp, b->act.lnf, tensor(p, b, GPT_WTE),
-                     b->targets, (int)N, C, V);
+    logprob_backward(b->act.dlnf, tensor(g, b, GPT_WTE), b->act.logits, b->act.lse, dlogp, b->act.lnf,
+                     tensor(p, b, GPT_WTE), b->targets, (int)N, C, V);
   if (from_values)
     scalar_head_backward(b->act.dlnf, tensor(g, b, GPT_HEADW), tensor(g, b, GPT_HEADB), dvalues, b->act.lnf,
                          tensor(p, b, GPT_HEADW), (int)N, C);
   zero(b->act.dx, N * C);
-  layernorm_backward(b->act.dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->act.dlnf, x_last, tensor(p, b, GPT_LNFW),
-                     b->act.lnf_mean, b->act.lnf_rstd, (int)N, C);
+  layernorm_backward(b->act.dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->act.dlnf, x_last,
+                     tensor(p, b, GPT_LNFW), b->act.lnf_mean, b->act.lnf_rstd, (int)N, C);
   /* b->act.dx is the gradient of the residual stream; a residual add passes it
    * through unchanged to both of its inputs */
   for (int l = L - 1; l >= 0; l--) {
@@ -155,8 +157,8 @@ static void cpu_backward(struct backend *be, const float *dlogp, const float *dv
     layernorm_backward(b->act.dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c, b->act.dln, a->residual2,
                        tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd, (int)N, C);
     zero(b->act.datty, N * C);
-    matmul_backward(b->act.datty, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c, b->act.dx, a->atty,
-                    tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
+    matmul_backward(b->act.datty, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c, b->act.dx,
+                    a->atty, tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
     zero(b->act.dqkv, N * 3 * C);
     attention_backward(b->act.dqkv, b->act.datt, b->act.datty, a->qkv, a->att, B, T, C, H);
     zero(b->act.dln, N * C);
