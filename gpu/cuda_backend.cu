@@ -25,11 +25,18 @@
  * Precision (runtime/backend.h): fp32 runs cuBLAS's sgemm as it is; tf32
  * lets it use the tensor cores (CUBLAS_TF32_TENSOR_OP_MATH). bf16 keeps
  * the fp32 weights as the master copy and a bf16 copy of them (params16,
- * refreshed after every step and every write_params); each Linear layer's
- * input, and in the backward its output's gradient, is rounded into a
- * bf16 scratch buffer just before the matmul, which accumulates and
- * writes in fp32. Every other kernel keeps fp32, as autocast does with
- * LayerNorm and softmax; attention's batched matmuls run in tf32.
+ * refreshed after every step and every write_params). A Linear layer's
+ * input is written in bf16 by the pass that makes it (LayerNorm, GELU;
+ * attention's output is rounded once) and kept for the backward (struct
+ * layer16); the output's gradient is rounded into scratch before each
+ * backward matmul. The matmuls accumulate and write in fp32, and every
+ * other kernel keeps fp32, as autocast does with LayerNorm and softmax;
+ * attention's batched matmuls run in tf32, or in bf16 when fused.
+ *
+ * The biases of attproj, fc and fcproj are added by the pass after their
+ * matmul (the residual add, GELU), to the same bits as a pass of their
+ * own, and every backward pass that can overwrite its output does, rather
+ * than add into a zeroed buffer.
  *
  * Generation has buffers of its own (struct gen_state), as on the CPU: a
  * KV cache of gen_rows rows and scratch for one prompt or one token of
@@ -67,6 +74,14 @@ struct gen_state {
   float *memory; /* the scratch and the logits, one allocation */
 };
 
+/* In bf16, a layer's matmul inputs in bf16: written by their producers
+ * (LayerNorm, GELU; attention's output rounded once) and read again by the
+ * backward, instead of rounded into scratch before each matmul. Their fp32
+ * twins in struct layer_acts then get no memory (NULL). */
+struct layer16 {
+  gpu_bf16 *ln1, *atty, *ln2, *fch_gelu;
+};
+
 struct cuda_backend {
   struct backend base;
   cudaStream_t stream;
@@ -85,12 +100,17 @@ struct cuda_backend {
   /* bf16 precision: the weights' copy, and the operands of one matmul */
   bool bf16;
   gpu_bf16 *params16, *cast_a, *cast_b;
+  struct layer16 *layers16; /* host array [L]; NULL outside bf16 */
+  gpu_bf16 *lnf16, *memory16;
   bool fused; /* fused attention (gpu/attention.h) */
   double *colsum; /* the backward's column sums' parts: GPU_COLUMN_PARTS x 4C */
   struct gen_state gen; /* all NULL without generation rows */
 };
 
 static float *tensor(float *base, const struct cuda_backend *b, enum gpt_tensor t) { return base + b->offsets[t]; }
+
+/* The bf16 inputs of a layer outside bf16: none. */
+static const struct layer16 no16 = {NULL, NULL, NULL, NULL};
 
 static unsigned blocks(size_t n, unsigned block) { return (unsigned)((n + block - 1) / block); }
 
@@ -121,29 +141,31 @@ static void gemm(struct cuda_backend *b, cublasOperation_t ta, cublasOperation_t
 }
 
 /* out [N, OC] = inp [N, C] W^T (+ bias [OC]), W [OC, C] (a slice of the
- * parameters). In cuBLAS's column-major terms: out^T [OC, N] = W^T' [OC,
- * C] inp^T [C, N], where W read column-major is W^T [C, OC], hence the
- * transpose on it. */
-static void matmul_forward(struct cuda_backend *b, float *out, const float *inp, const float *w, const float *bias,
-                           int N, int C, int OC) {
-  const gpu_bf16 *w16 = NULL, *inp16 = NULL;
+ * parameters); in bf16, from INP16, inp's bf16 copy, when it is not NULL.
+ * In cuBLAS's column-major terms: out^T [OC, N] = W^T' [OC, C] inp^T [C,
+ * N], where W read column-major is W^T [C, OC], hence the transpose on
+ * it. */
+static void matmul_forward(struct cuda_backend *b, float *out, const float *inp, const gpu_bf16 *inp16, const float *w,
+                           const float *bias, int N, int C, int OC) {
+  const gpu_bf16 *w16 = NULL;
   if (b->bf16) {
     w16 = weight16(b, w);
-    inp16 = rounded(b, b->cast_a, inp, (size_t)N * C);
+    if (!inp16) inp16 = rounded(b, b->cast_a, inp, (size_t)N * C);
   }
   gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, w16, C, inp, inp16, C, 0.0f, out, OC);
   if (bias) CUDA_CHECK(gpu_bias_forward(b->stream, out, bias, N, OC));
 }
 
 /* dinp [N, C] = (ADD: +=) dout [N, OC] W; dw [OC, C] += dout^T inp; dbias
- * [OC] += the column sums of dout (when dbias is not NULL). Overwriting
- * dinp spares the pass that would zero it first. */
+ * [OC] += the column sums of dout (when dbias is not NULL); INP16 as for
+ * matmul_forward. Overwriting dinp spares the pass that would zero it
+ * first. */
 static void matmul_backward(struct cuda_backend *b, float *dinp, bool add, float *dw, float *dbias, const float *dout,
-                            const float *inp, const float *w, int N, int C, int OC) {
-  const gpu_bf16 *w16 = NULL, *inp16 = NULL, *dout16 = NULL;
+                            const float *inp, const gpu_bf16 *inp16, const float *w, int N, int C, int OC) {
+  const gpu_bf16 *w16 = NULL, *dout16 = NULL;
   if (b->bf16) {
     w16 = weight16(b, w);
-    inp16 = rounded(b, b->cast_a, inp, (size_t)N * C);
+    if (!inp16) inp16 = rounded(b, b->cast_a, inp, (size_t)N * C);
     dout16 = rounded(b, b->cast_b, dout, (size_t)N * OC);
   }
   /* dinp^T [C, N] (+)= W^T [C, OC] dout^T [OC, N] */
@@ -319,29 +341,36 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
   CUDA_CHECK(
       gpu_encoder_forward(b->stream, b->act.encoded, b->tokens, tensor(p, b, GPT_WTE), tensor(p, b, GPT_WPE), B, T, C));
   const float *x = b->act.encoded;
+  /* the biases of attproj, fc and fcproj are added by the pass after their
+   * matmul (the residual, GELU), to the bits a pass of their own gives */
   for (int l = 0; l < L; l++) {
     struct layer_acts *a = &b->act.layers[l];
+    const struct layer16 *a16 = b->layers16 ? &b->layers16[l] : &no16;
     size_t c = (size_t)l * C;
-    CUDA_CHECK(gpu_layernorm_forward(b->stream, a->ln1, a->ln1_mean, a->ln1_rstd, x, tensor(p, b, GPT_LN1W) + c,
-                                     tensor(p, b, GPT_LN1B) + c, (int)N, C));
-    matmul_forward(b, a->qkv, a->ln1, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, (int)N, C,
-                   3 * C);
+    CUDA_CHECK(gpu_layernorm_forward16(b->stream, a16->ln1 ? NULL : a->ln1, a16->ln1, a->ln1_mean, a->ln1_rstd, x,
+                                       tensor(p, b, GPT_LN1W) + c, tensor(p, b, GPT_LN1B) + c, (int)N, C));
+    matmul_forward(b, a->qkv, a->ln1, a16->ln1, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c,
+                   (int)N, C, 3 * C);
     attention_forward(b, a->atty, a->att, a->qkv, B, T, C, H);
-    matmul_forward(b, a->attproj, a->atty, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, (int)N,
-                   C, C);
-    CUDA_CHECK(gpu_residual_forward(b->stream, a->residual2, x, a->attproj, N * C));
-    CUDA_CHECK(gpu_layernorm_forward(b->stream, a->ln2, a->ln2_mean, a->ln2_rstd, a->residual2,
-                                     tensor(p, b, GPT_LN2W) + c, tensor(p, b, GPT_LN2B) + c, (int)N, C));
-    matmul_forward(b, a->fch, a->ln2, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, (int)N, C,
-                   4 * C);
-    CUDA_CHECK(gpu_gelu_forward(b->stream, a->fch_gelu, a->fch, N * 4 * C));
-    matmul_forward(b, a->fcproj, a->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, tensor(p, b, GPT_FCPROJB) + c,
-                   (int)N, 4 * C, C);
-    CUDA_CHECK(gpu_residual_forward(b->stream, a->residual3, a->residual2, a->fcproj, N * C));
+    if (a16->atty) rounded(b, a16->atty, a->atty, N * C); /* fp32 kept too: attention's backward reads it */
+    matmul_forward(b, a->attproj, a->atty, a16->atty, tensor(p, b, GPT_ATTPROJW) + c * C, NULL, (int)N, C, C);
+    CUDA_CHECK(gpu_residual_bias_forward(b->stream, a->residual2, x, a->attproj, tensor(p, b, GPT_ATTPROJB) + c,
+                                         (int)N, C));
+    CUDA_CHECK(gpu_layernorm_forward16(b->stream, a16->ln2 ? NULL : a->ln2, a16->ln2, a->ln2_mean, a->ln2_rstd,
+                                       a->residual2, tensor(p, b, GPT_LN2W) + c, tensor(p, b, GPT_LN2B) + c, (int)N,
+                                       C));
+    matmul_forward(b, a->fch, a->ln2, a16->ln2, tensor(p, b, GPT_FCW) + c * 4 * C, NULL, (int)N, C, 4 * C);
+    CUDA_CHECK(gpu_bias_gelu_forward(b->stream, a16->fch_gelu ? NULL : a->fch_gelu, a16->fch_gelu, a->fch,
+                                     tensor(p, b, GPT_FCB) + 4 * c, (int)N, 4 * C));
+    matmul_forward(b, a->fcproj, a->fch_gelu, a16->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, NULL, (int)N,
+                   4 * C, C);
+    CUDA_CHECK(gpu_residual_bias_forward(b->stream, a->residual3, a->residual2, a->fcproj,
+                                         tensor(p, b, GPT_FCPROJB) + c, (int)N, C));
     x = a->residual3;
   }
-  CUDA_CHECK(gpu_layernorm_forward(b->stream, b->act.lnf, b->act.lnf_mean, b->act.lnf_rstd, x, tensor(p, b, GPT_LNFW),
-                                   tensor(p, b, GPT_LNFB), (int)N, C));
+  /* lnf in fp32 as well: the scalar head reads it */
+  CUDA_CHECK(gpu_layernorm_forward16(b->stream, b->act.lnf, b->lnf16, b->act.lnf_mean, b->act.lnf_rstd, x,
+                                     tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), (int)N, C));
   if (values && cfg->head) {
     CUDA_CHECK(gpu_scalar_head_forward(b->stream, b->values, b->act.lnf, tensor(p, b, GPT_HEADW),
                                        tensor(p, b, GPT_HEADB), (int)N, C));
@@ -350,12 +379,13 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
   if (!b->lm_head) return;
   const float *wte = tensor(p, b, GPT_WTE);
   if (be->spec.train) { /* the backward needs every row's logits */
-    matmul_forward(b, b->act.logits, b->act.lnf, wte, NULL, (int)N, C, V);
+    matmul_forward(b, b->act.logits, b->act.lnf, b->lnf16, wte, NULL, (int)N, C, V);
     CUDA_CHECK(gpu_logprob_forward(b->stream, b->logp, b->act.lse, b->act.logits, b->targets, (int)N, V));
   } else { /* only log-probabilities are wanted: the logits of a few rows at a time */
     for (size_t r = 0; r < N; r += LOGIT_ROWS) {
       int rows = (int)(N - r < LOGIT_ROWS ? N - r : LOGIT_ROWS);
-      matmul_forward(b, b->act.logits, b->act.lnf + r * C, wte, NULL, rows, C, V);
+      matmul_forward(b, b->act.logits, b->act.lnf + r * C, b->lnf16 ? b->lnf16 + r * C : NULL, wte, NULL, rows, C,
+                     V);
       CUDA_CHECK(gpu_logprob_forward(b->stream, b->logp + r, b->act.lse + r, b->act.logits, b->targets + r, rows, V));
     }
   }
@@ -372,7 +402,7 @@ static void cuda_next_logits(struct backend *be, const int32_t *tokens, int B, i
   const gpu_bf16 *wte16 = NULL, *last16 = NULL;
   if (b->bf16) {
     wte16 = weight16(b, wte);
-    last16 = rounded(b, b->cast_a, b->act.lnf, (size_t)B * T * C) + (size_t)(T - 1) * C;
+    last16 = b->lnf16 + (size_t)(T - 1) * C; /* the forward wrote it */
   }
   gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, V, B, C, wte, wte16, C, last, last16, T * C, 0.0f, b->act.logits, V);
   to_host(b, logits, b->act.logits, (size_t)B * V * sizeof *logits);
@@ -395,8 +425,8 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
     to_device(b, b->dlogp, dlogp, N * sizeof *dlogp);
     CUDA_CHECK(gpu_logprob_backward(b->stream, b->act.logits, b->act.lse, b->dlogp, b->targets, (int)N, V));
     /* dlnf += dlogits wte, dwte += dlogits^T lnf */
-    matmul_backward(b, b->act.dlnf, true, tensor(g, b, GPT_WTE), NULL, b->act.logits, b->act.lnf, tensor(p, b, GPT_WTE),
-                    (int)N, C, V);
+    matmul_backward(b, b->act.dlnf, true, tensor(g, b, GPT_WTE), NULL, b->act.logits, b->act.lnf, b->lnf16,
+                    tensor(p, b, GPT_WTE), (int)N, C, V);
   }
   if (from_values) {
     to_device(b, b->dvalues, dvalues, N * sizeof *dvalues);
@@ -411,22 +441,22 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
    * through unchanged to both of its inputs */
   for (int l = L - 1; l >= 0; l--) {
     struct layer_acts *a = &b->act.layers[l];
+    const struct layer16 *a16 = b->layers16 ? &b->layers16[l] : &no16;
     const float *x = l > 0 ? b->act.layers[l - 1].residual3 : b->act.encoded;
     size_t c = (size_t)l * C;
     matmul_backward(b, b->act.dfch_gelu, false, tensor(g, b, GPT_FCPROJW) + c * 4 * C, tensor(g, b, GPT_FCPROJB) + c,
-                    b->act.dx, a->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C);
-    zero_device(b, b->act.dfch, N * 4 * C);
-    CUDA_CHECK(gpu_gelu_backward(b->stream, b->act.dfch, a->fch, b->act.dfch_gelu, N * 4 * C));
+                    b->act.dx, a->fch_gelu, a16->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C);
+    CUDA_CHECK(gpu_gelu_backward_into(b->stream, b->act.dfch, a->fch, b->act.dfch_gelu, N * 4 * C));
     matmul_backward(b, b->act.dln, false, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c, b->act.dfch,
-                    a->ln2, tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C, 4 * C);
+                    a->ln2, a16->ln2, tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C, 4 * C);
     CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c,
                                       b->act.dln, a->residual2, tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd,
                                       (int)N, C, b->colsum));
     matmul_backward(b, b->act.datty, false, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c,
-                    b->act.dx, a->atty, tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
+                    b->act.dx, a->atty, a16->atty, tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
     attention_backward(b, b->act.dqkv, b->act.datty, a->qkv, a->atty, a->att, B, T, C, H);
     matmul_backward(b, b->act.dln, false, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c,
-                    b->act.dqkv, a->ln1, tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C, 3 * C);
+                    b->act.dqkv, a->ln1, a16->ln1, tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C, 3 * C);
     CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c,
                                       b->act.dln, x, tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C,
                                       b->colsum));
@@ -452,7 +482,8 @@ static void gen_layer_qkv(struct cuda_backend *b, int l, int n) {
   size_t c = (size_t)l * C;
   CUDA_CHECK(gpu_layernorm_forward(b->stream, g->s.ln, g->s.mean, g->s.rstd, g->s.x, tensor(p, b, GPT_LN1W) + c,
                                    tensor(p, b, GPT_LN1B) + c, n, C));
-  matmul_forward(b, g->s.qkv, g->s.ln, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, n, C, 3 * C);
+  matmul_forward(b, g->s.qkv, g->s.ln, NULL, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, n, C,
+                 3 * C);
 }
 
 /* The rest of layer l once g->s.atty holds its attention's output: the
@@ -462,14 +493,16 @@ static void gen_layer_tail(struct cuda_backend *b, int l, int n) {
   int C = b->base.spec.cfg.width;
   float *p = b->params;
   size_t c = (size_t)l * C, nc = (size_t)n * C;
-  matmul_forward(b, g->s.proj, g->s.atty, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, n, C, C);
+  matmul_forward(b, g->s.proj, g->s.atty, NULL, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, n,
+                 C, C);
   CUDA_CHECK(gpu_residual_forward(b->stream, g->s.x, g->s.x, g->s.proj, nc));
   CUDA_CHECK(gpu_layernorm_forward(b->stream, g->s.ln, g->s.mean, g->s.rstd, g->s.x, tensor(p, b, GPT_LN2W) + c,
                                    tensor(p, b, GPT_LN2B) + c, n, C));
-  matmul_forward(b, g->s.fch, g->s.ln, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, n, C, 4 * C);
+  matmul_forward(b, g->s.fch, g->s.ln, NULL, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, n, C,
+                 4 * C);
   CUDA_CHECK(gpu_gelu_forward(b->stream, g->s.fch_gelu, g->s.fch, 4 * nc));
-  matmul_forward(b, g->s.proj, g->s.fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, tensor(p, b, GPT_FCPROJB) + c, n,
-                 4 * C, C);
+  matmul_forward(b, g->s.proj, g->s.fch_gelu, NULL, tensor(p, b, GPT_FCPROJW) + c * 4 * C,
+                 tensor(p, b, GPT_FCPROJB) + c, n, 4 * C, C);
   CUDA_CHECK(gpu_residual_forward(b->stream, g->s.x, g->s.x, g->s.proj, nc));
 }
 
@@ -481,7 +514,7 @@ static void gen_logits(struct cuda_backend *b, const float *x, int n, float *log
   float *p = b->params;
   CUDA_CHECK(gpu_layernorm_forward(b->stream, g->s.ln, g->s.mean, g->s.rstd, x, tensor(p, b, GPT_LNFW),
                                    tensor(p, b, GPT_LNFB), n, cfg->width));
-  matmul_forward(b, g->logits, g->s.ln, tensor(p, b, GPT_WTE), NULL, n, cfg->width, cfg->vocab);
+  matmul_forward(b, g->logits, g->s.ln, NULL, tensor(p, b, GPT_WTE), NULL, n, cfg->width, cfg->vocab);
   to_host(b, logits, g->logits, (size_t)n * cfg->vocab * sizeof *logits);
 }
 
@@ -647,6 +680,8 @@ static void cuda_destroy(struct backend *be) {
   cudaFree(b->targets);
   cudaFree(b->sum);
   cudaFree(b->params16);
+  cudaFree(b->memory16);
+  free(b->layers16);
   cudaFree(b->colsum);
   cudaFree(b->cast_a);
   cudaFree(b->cast_b);
@@ -716,7 +751,7 @@ static void lay_out_memory(struct cuda_backend *b, struct layout *l, size_t logi
   const struct backend_spec *spec = &b->base.spec;
   size_t N = (size_t)spec->max_batch * spec->max_seq, C = (size_t)spec->cfg.width;
   size_t att = N * (size_t)spec->cfg.heads * (b->fused ? 1 : (size_t)spec->max_seq);
-  activations_layout(&b->act, l, spec, logit_rows, att);
+  activations_layout(&b->act, l, spec, logit_rows, att, !b->bf16);
   b->logp = layout_piece(l, N);
   b->values = layout_piece(l, N);
   b->dlogp = layout_piece(l, N);
@@ -731,6 +766,36 @@ static void lay_out_memory(struct cuda_backend *b, struct layout *l, size_t logi
   b->dk = layout_piece(l, N * C);
   b->dv = layout_piece(l, N * C);
   b->dy = layout_piece(l, N * C);
+}
+
+/* bf16's layer inputs (struct layer16) and lnf's, [N, C] each but fch_gelu
+ * [N, 4C], for the layers the activations keep; false with the reason in
+ * ERR. */
+static bool layers16_allocate(struct cuda_backend *b, char *err, size_t err_size) {
+  const struct backend_spec *spec = &b->base.spec;
+  size_t L = (size_t)spec->cfg.layers, kept = spec->train ? L : (L ? 1 : 0);
+  size_t NC = (size_t)spec->max_batch * spec->max_seq * spec->cfg.width;
+  b->layers16 = (struct layer16 *)calloc(L ? L : 1, sizeof *b->layers16);
+  if (!b->layers16) {
+    snprintf(err, err_size, "out of host memory");
+    return false;
+  }
+  if (!device_alloc((void **)&b->memory16, (7 * kept + 1) * NC * sizeof(gpu_bf16), "bf16 activations", err, err_size))
+    return false;
+  gpu_bf16 *next = b->memory16;
+  for (size_t l = 0; l < L; l++) {
+    struct layer16 *a = &b->layers16[l];
+    if (l >= kept) {
+      *a = b->layers16[0];
+      continue;
+    }
+    a->ln1 = next, next += NC;
+    a->atty = next, next += NC;
+    a->ln2 = next, next += NC;
+    a->fch_gelu = next, next += 4 * NC;
+  }
+  b->lnf16 = next;
+  return true;
 }
 
 /* The KV cache and generation's scratch (struct gen_state); false with
@@ -866,6 +931,7 @@ extern "C" struct backend *cuda_backend_create_with(const struct backend_spec *s
           device_alloc((void **)&b->cast_b, N * (V > 4 * C ? V : 4 * C) * sizeof(gpu_bf16), "bf16 operands", err,
                        err_size));
   }
+  if (ok && b->bf16) ok = layers16_allocate(b, err, err_size);
   if (ok && spec->train)
     ok = device_alloc((void **)&b->colsum, GPU_COLUMN_PARTS * 4 * C * sizeof(double), "gradient sums", err, err_size);
   if (ok && spec->gen_rows > 0) ok = gen_allocate(b, err, err_size);

@@ -176,8 +176,8 @@ extern "C" int gpu_encoder_backward(gpu_stream s, float *dwte, float *dwpe, cons
 
 /* One warp per row. Two passes, mean then the variance of the centred
  * values, as on the CPU (E[x^2] - E[x]^2 would cancel). */
-__global__ static void layernorm_forward_kernel(float *out, float *mean, float *rstd, const float *inp, const float *w,
-                                                const float *b, int N, int C) {
+__global__ static void layernorm_forward_kernel(float *out, __nv_bfloat16 *out16, float *mean, float *rstd,
+                                                const float *inp, const float *w, const float *b, int N, int C) {
   int n = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
   int lane = threadIdx.x % WARP;
   if (n >= N) return;
@@ -192,8 +192,12 @@ __global__ static void layernorm_forward_kernel(float *out, float *mean, float *
   }
   var = warp_sum(var) / (float)C;
   float s = 1.0f / sqrtf(var + LN_EPS);
-  float *o = out + (size_t)n * C;
-  for (int c = lane; c < C; c += WARP) o[c] = (x[c] - m) * s * w[c] + b[c];
+  size_t row = (size_t)n * C;
+  for (int c = lane; c < C; c += WARP) {
+    float y = (x[c] - m) * s * w[c] + b[c];
+    if (out) out[row + c] = y;
+    if (out16) out16[row + c] = __float2bfloat16_rn(y);
+  }
   if (lane == 0) {
     mean[n] = m;
     rstd[n] = s;
@@ -247,13 +251,18 @@ __global__ static void layernorm_backward_dwdb_kernel(double *dw_parts, double *
   column_part_finish(db_parts, c, C, sb, part);
 }
 
+extern "C" int gpu_layernorm_forward16(gpu_stream s, float *out, gpu_bf16 *out16, float *mean, float *rstd,
+                                       const float *inp, const float *w, const float *b, int N, int C) {
+  /* out [N, C], out16 [N, C], mean [N], rstd [N], inp [N, C], w [C], b [C] */
+  if (N == 0 || C == 0) return 0;
+  layernorm_forward_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, as_stream(s)>>>(
+      out, (__nv_bfloat16 *)out16, mean, rstd, inp, w, b, N, C);
+  return (int)cudaGetLastError();
+}
+
 extern "C" int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, float *rstd, const float *inp,
                                      const float *w, const float *b, int N, int C) {
-  /* out [N, C], mean [N], rstd [N], inp [N, C], w [C], b [C] */
-  if (N == 0 || C == 0) return 0;
-  layernorm_forward_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, as_stream(s)>>>(out, mean, rstd, inp, w,
-                                                                                            b, N, C);
-  return (int)cudaGetLastError();
+  return gpu_layernorm_forward16(s, out, NULL, mean, rstd, inp, w, b, N, C);
 }
 
 extern "C" int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout,
@@ -373,30 +382,56 @@ __device__ static inline float gelu_sigmoid(float x) {
   return 1.0f / (1.0f + expf(-2.0f * u));
 }
 
-__global__ static void gelu_forward_kernel(float *out, const float *inp, size_t n) {
+/* With a bias, the pre-activation gets it first and keeps it (the
+ * backward reads it): inp += bias, the two passes of bias_forward and
+ * gelu_forward in one, to the same bits. */
+__global__ static void gelu_forward_kernel(float *out, __nv_bfloat16 *out16, float *inp, const float *bias,
+                                           size_t n, int C) {
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = inp[i] * gelu_sigmoid(inp[i]);
+  if (i >= n) return;
+  float x = inp[i];
+  if (bias) inp[i] = x = x + bias[i % C];
+  float y = x * gelu_sigmoid(x);
+  if (out) out[i] = y;
+  if (out16) out16[i] = __float2bfloat16_rn(y);
 }
 
-__global__ static void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, size_t n) {
+__global__ static void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, size_t n, bool add) {
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   float x = inp[i];
   float s = gelu_sigmoid(x);
   float du = GELU_SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_CUBIC * x * x);
   /* d/dx [x sigmoid(2u)] = sigmoid(2u) + 2 x sigmoid(2u) (1 - sigmoid(2u)) du/dx */
-  dinp[i] += (s + 2.0f * x * s * (1.0f - s) * du) * dout[i];
+  float d = (s + 2.0f * x * s * (1.0f - s) * du) * dout[i];
+  dinp[i] = add ? dinp[i] + d : d;
 }
 
 extern "C" int gpu_gelu_forward(gpu_stream s, float *out, const float *inp, size_t n) {
   if (n == 0) return 0;
-  gelu_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, inp, n);
+  /* without a bias the kernel never writes inp */
+  gelu_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, NULL, (float *)inp, NULL, n, 1);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_bias_gelu_forward(gpu_stream s, float *out, gpu_bf16 *out16, float *pre, const float *bias, int N,
+                                     int OC) {
+  size_t n = (size_t)N * OC;
+  if (n == 0) return 0;
+  gelu_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, (__nv_bfloat16 *)out16, pre, bias, n,
+                                                                        OC);
   return (int)cudaGetLastError();
 }
 
 extern "C" int gpu_gelu_backward(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n) {
   if (n == 0) return 0;
-  gelu_backward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(dinp, inp, dout, n);
+  gelu_backward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(dinp, inp, dout, n, true);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_gelu_backward_into(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n) {
+  if (n == 0) return 0;
+  gelu_backward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(dinp, inp, dout, n, false);
   return (int)cudaGetLastError();
 }
 
@@ -404,14 +439,28 @@ extern "C" int gpu_gelu_backward(gpu_stream s, float *dinp, const float *inp, co
  * Residual connection (no backward kernel: the gradient reaches both inputs
  * unchanged) */
 
-__global__ static void residual_forward_kernel(float *out, const float *a, const float *b, size_t n) {
+/* out = a + (b + bias): with a bias, bias_forward on b and then the
+ * residual, to the same bits, in one pass (b is left as it was). */
+__global__ static void residual_forward_kernel(float *out, const float *a, const float *b, const float *bias,
+                                               size_t n, int C) {
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < n) out[i] = a[i] + b[i];
+  if (i >= n) return;
+  float y = b[i];
+  if (bias) y += bias[i % C];
+  out[i] = a[i] + y;
 }
 
 extern "C" int gpu_residual_forward(gpu_stream s, float *out, const float *a, const float *b, size_t n) {
   if (n == 0) return 0;
-  residual_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, a, b, n);
+  residual_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, a, b, NULL, n, 1);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_residual_bias_forward(gpu_stream s, float *out, const float *a, const float *b, const float *bias,
+                                         int N, int C) {
+  size_t n = (size_t)N * C;
+  if (n == 0) return 0;
+  residual_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, a, b, bias, n, C);
   return (int)cudaGetLastError();
 }
 

@@ -35,6 +35,10 @@ int gpu_encoder_backward(gpu_stream s, float *dwte, float *dwpe, const float *do
 
 int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int N, int C);
+/* The same, writing out (when not NULL) and its bf16 rounding out16 (when
+ * not NULL): the input of a matmul that reads bf16 needs no other pass. */
+int gpu_layernorm_forward16(gpu_stream s, float *out, gpu_bf16 *out16, float *mean, float *rstd, const float *inp,
+                            const float *w, const float *b, int N, int C);
 int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout, const float *inp,
                            const float *w, const float *mean, const float *rstd, int N, int C, double *scratch);
 
@@ -51,8 +55,18 @@ int gpu_softmax_causal_backward(gpu_stream s, float *dpreatt, const float *datt,
 
 int gpu_gelu_forward(gpu_stream s, float *out, const float *inp, size_t n);
 int gpu_gelu_backward(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n);
+/* pre [N, OC] += bias [OC] (kept: the backward reads it), then out =
+ * GELU(pre) and/or its bf16 rounding out16 (either may be NULL): the fc
+ * layer's bias and activation in one pass, to the bits of two. */
+int gpu_bias_gelu_forward(gpu_stream s, float *out, gpu_bf16 *out16, float *pre, const float *bias, int N, int OC);
+/* The backward that writes dinp (=) instead of adding to it. */
+int gpu_gelu_backward_into(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n);
 
 int gpu_residual_forward(gpu_stream s, float *out, const float *a, const float *b, size_t n);
+/* out [N, C] = a + (b + bias [C]), bias_forward on b and the residual to
+ * the same bits in one pass; b is left as it was. */
+int gpu_residual_bias_forward(gpu_stream s, float *out, const float *a, const float *b, const float *bias, int N,
+                              int C);
 
 /* Adds the bias [OC] to every row of out [N, OC]; and dbias += the column
  * sums of dout [N, OC]. */

@@ -7,7 +7,7 @@ float *layout_piece(struct layout *l, size_t n) {
 }
 
 void activations_layout(struct activations *a, struct layout *l, const struct backend_spec *spec, size_t logit_rows,
-                        size_t att) {
+                        size_t att, bool matmul_inputs) {
   const struct gpt_config *cfg = &spec->cfg;
   size_t N = (size_t)spec->max_batch * spec->max_seq, C = (size_t)cfg->width, L = (size_t)cfg->layers;
   size_t kept = spec->train ? L : (L ? 1 : 0);
@@ -18,7 +18,7 @@ void activations_layout(struct activations *a, struct layout *l, const struct ba
       *la = a->layers[0];
       continue;
     }
-    la->ln1 = layout_piece(l, N * C);
+    la->ln1 = matmul_inputs ? layout_piece(l, N * C) : NULL;
     la->ln1_mean = layout_piece(l, N);
     la->ln1_rstd = layout_piece(l, N);
     la->qkv = layout_piece(l, 3 * N * C);
@@ -26,11 +26,11 @@ void activations_layout(struct activations *a, struct layout *l, const struct ba
     la->att = layout_piece(l, att);
     la->attproj = layout_piece(l, N * C);
     la->residual2 = layout_piece(l, N * C);
-    la->ln2 = layout_piece(l, N * C);
+    la->ln2 = matmul_inputs ? layout_piece(l, N * C) : NULL;
     la->ln2_mean = layout_piece(l, N);
     la->ln2_rstd = layout_piece(l, N);
     la->fch = layout_piece(l, 4 * N * C);
-    la->fch_gelu = layout_piece(l, 4 * N * C);
+    la->fch_gelu = matmul_inputs ? layout_piece(l, 4 * N * C) : NULL;
     la->fcproj = layout_piece(l, N * C);
     la->residual3 = layout_piece(l, N * C);
   }

@@ -12,6 +12,7 @@
 #ifndef TRAINPIPE_ACTIVATIONS_H
 #define TRAINPIPE_ACTIVATIONS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "runtime/backend.h"
@@ -51,9 +52,11 @@ struct activations {
 
 /* Lays out SPEC's activations with LOGIT_ROWS rows of logits and ATT
  * floats for each layer's attention (B H T T for its weights; B H T for
- * fused attention's log-sum-exps); A->layers must hold cfg.layers entries. */
+ * fused attention's log-sum-exps); A->layers must hold cfg.layers entries.
+ * Without MATMUL_INPUTS, ln1, ln2 and fch_gelu, which only matmuls read,
+ * get no memory (NULL): a backend that keeps them in bf16 elsewhere. */
 void activations_layout(struct activations *a, struct layout *l, const struct backend_spec *spec, size_t logit_rows,
-                        size_t att);
+                        size_t att, bool matmul_inputs);
 
 /* Generation's scratch for P = max(gen_rows, max_seq) positions at a time
  * (a prompt, or one token of every row). */

@@ -638,6 +638,78 @@ static void test_flash(void) {
   }
 }
 
+/* X rounded to the nearest bf16, ties to even (not for NaN). */
+static uint16_t bf16_bits(float x) {
+  uint32_t u;
+  memcpy(&u, &x, sizeof u);
+  return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
+
+/* Whether the bf16 array GOT (device) holds the rounding of WANT [n]. */
+static void compare_rounding(const char *name, const gpu_bf16 *d_got, const float *want, size_t n) {
+  uint16_t *got = xmalloc(n * sizeof *got);
+  to_host(got, d_got, n * sizeof *got);
+  size_t wrong = 0;
+  for (size_t i = 0; i < n; i++) wrong += got[i] != bf16_bits(want[i]);
+  printf("%-32s %s\n", name, wrong ? "FAIL: not the rounding of the fp32 output" : "the fp32 output, rounded");
+  failures += wrong != 0;
+  free(got);
+}
+
+/* The passes that do two things at once, against the two done apart:
+ * LayerNorm with its bf16 copy, bias + GELU (+ bf16), the GELU backward
+ * that overwrites, the residual with a bias. */
+static void test_fused_passes(void) {
+  size_t nc = (size_t)N * C;
+  float *inp = host_normal(nc, 2.0, 0.5), *w = host_normal(C, 0.5, 1.0), *b = host_normal(C, 0.5, 0.0);
+  float *d_inp = dev_floats(inp, nc), *d_w = dev_floats(w, C), *d_b = dev_floats(b, C);
+  float *d_out = dev_floats(inp, nc), *d_mean = dev_floats(inp, N), *d_rstd = dev_floats(inp, N);
+  gpu_bf16 *d_out16 = NULL;
+  CUDA_OK(cudaMalloc((void **)&d_out16, 4 * nc * sizeof *d_out16));
+  CUDA_OK(gpu_layernorm_forward16(stream, d_out, d_out16, d_mean, d_rstd, d_inp, d_w, d_b, N, C));
+  float *g_out = host_from_dev(d_out, nc);
+  compare_rounding("layernorm_forward16 out16", d_out16, g_out, nc);
+  CUDA_OK(cudaMemset(d_out16, 0xff, nc * sizeof *d_out16));
+  CUDA_OK(gpu_layernorm_forward16(stream, NULL, d_out16, d_mean, d_rstd, d_inp, d_w, d_b, N, C));
+  compare_rounding("layernorm_forward16 out16 alone", d_out16, g_out, nc);
+
+  enum { OC = 4 * C };
+  size_t n = (size_t)N * OC;
+  float *pre = host_normal(n, 3.0, 0.0), *bias = host_normal(OC, 1.0, 0.0), *pre_ref = host_copy(pre, n);
+  float *out = xmalloc(n * sizeof *out);
+  for (size_t i = 0; i < n; i++) pre_ref[i] += bias[i % OC];
+  gelu_forward(out, pre_ref, n);
+  float *d_pre = dev_floats(pre, n), *d_bias = dev_floats(bias, OC), *d_gelu = dev_floats(pre, n);
+  CUDA_OK(gpu_bias_gelu_forward(stream, d_gelu, d_out16, d_pre, d_bias, N, OC));
+  float *g_pre = host_from_dev(d_pre, n), *g_gelu = host_from_dev(d_gelu, n);
+  compare("bias_gelu_forward pre", g_pre, pre_ref, n, TOL);
+  compare("bias_gelu_forward out", g_gelu, out, n, TOL);
+  compare_rounding("bias_gelu_forward out16", d_out16, g_gelu, n);
+
+  float *dout = host_normal(n, 1.0, 0.0), *dinp = xmalloc(n * sizeof *dinp);
+  memset(dinp, 0, n * sizeof *dinp);
+  gelu_backward(dinp, pre_ref, dout, n);
+  float *d_dout = dev_floats(dout, n), *d_dinp = dev_floats(dout, n);
+  CUDA_OK(cudaMemset(d_dinp, 0xff, n * sizeof(float))); /* NaN: overwritten, never read */
+  CUDA_OK(gpu_gelu_backward_into(stream, d_dinp, d_pre, d_dout, n));
+  float *g_dinp = host_from_dev(d_dinp, n);
+  compare("gelu_backward_into dinp", g_dinp, dinp, n, TOL);
+
+  float *other = host_normal(nc, 1.0, 0.0), *biased = host_copy(other, nc), *sum = xmalloc(nc * sizeof *sum);
+  for (size_t i = 0; i < nc; i++) biased[i] += b[i % C];
+  residual_forward(sum, inp, biased, nc);
+  float *d_other = dev_floats(other, nc);
+  CUDA_OK(gpu_residual_bias_forward(stream, d_out, d_inp, d_other, d_b, N, C));
+  float *g_sum = host_from_dev(d_out, nc);
+  compare("residual_bias_forward out", g_sum, sum, nc, TOL);
+
+  cudaFree(d_inp), cudaFree(d_w), cudaFree(d_b), cudaFree(d_out), cudaFree(d_mean), cudaFree(d_rstd);
+  cudaFree(d_out16), cudaFree(d_pre), cudaFree(d_bias), cudaFree(d_gelu), cudaFree(d_dout), cudaFree(d_dinp);
+  cudaFree(d_other);
+  free(inp), free(w), free(b), free(g_out), free(pre), free(bias), free(pre_ref), free(out), free(g_pre);
+  free(g_gelu), free(dout), free(dinp), free(g_dinp), free(other), free(biased), free(sum), free(g_sum);
+}
+
 /* bf16 rounding against the bits worked out here: round to nearest, ties
  * to even, on normal numbers, ties, subnormals, zeros and infinities. */
 static void test_to_bf16(void) {
@@ -647,11 +719,7 @@ static void test_to_bf16(void) {
                               0x00000001u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7f7fffffu /* rounds to inf */};
   for (size_t i = 0; i < sizeof special / sizeof special[0]; i++) memcpy(&x[i], &special[i], sizeof x[i]);
   uint16_t want[NB], got[NB];
-  for (int i = 0; i < NB; i++) {
-    uint32_t u;
-    memcpy(&u, &x[i], sizeof u);
-    want[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-  }
+  for (int i = 0; i < NB; i++) want[i] = bf16_bits(x[i]);
   float *d_x = dev_floats(x, NB);
   gpu_bf16 *d_y = NULL;
   CUDA_OK(cudaMalloc((void **)&d_y, NB * sizeof *d_y));
@@ -687,6 +755,7 @@ int main(void) {
   test_adamw();
   test_generation();
   test_to_bf16();
+  test_fused_passes();
   test_flash();
   if (failures) {
     printf("FAIL: %d comparison%s failed\n", failures, failures == 1 ? "" : "s");
