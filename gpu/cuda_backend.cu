@@ -67,7 +67,7 @@
 struct gen_state {
   float *k, *v;       /* [L, R, S, C] */
   int *len;           /* [R], host: the positions each row holds */
-  int32_t *host_ints; /* [3P], host: the tokens, rows and positions of a call */
+  int32_t *host_ints; /* [3P], host: a call's n tokens, then n rows, then n positions */
   int32_t *ints;      /* [3P]: their device copy */
   struct gen_scratch s;
   float *logits; /* [R, V] */
@@ -528,11 +528,18 @@ struct gen_call {
   const int32_t *tokens, *rows, *pos;
 };
 
-static struct gen_call gen_send(struct cuda_backend *b) {
+/* Token I of a call of N: its token, row and position. */
+static void gen_put(struct gen_state *g, int n, int i, int32_t token, int row, int pos) {
+  g->host_ints[i] = token;
+  g->host_ints[n + i] = row;
+  g->host_ints[2 * n + i] = pos;
+}
+
+/* Copies the call's 3 N numbers to the device, once. */
+static struct gen_call gen_send(struct cuda_backend *b, int n) {
   struct gen_state *g = &b->gen;
-  size_t P = (size_t)gen_positions(&b->base.spec);
-  to_device(b, g->ints, g->host_ints, 3 * P * sizeof *g->ints);
-  return (struct gen_call){g->ints, g->ints + P, g->ints + 2 * P};
+  to_device(b, g->ints, g->host_ints, 3 * (size_t)n * sizeof *g->ints);
+  return (struct gen_call){g->ints, g->ints + n, g->ints + 2 * n};
 }
 
 /* The prompt runs as a forward of one sequence would, with the same
@@ -542,16 +549,11 @@ static void cuda_gen_prefill(struct backend *be, int row, const int32_t *prompt,
   struct gen_state *g = &b->gen;
   const struct gpt_config *cfg = &be->spec.cfg;
   int C = cfg->width, H = cfg->heads, S = be->spec.max_seq;
-  size_t P = (size_t)gen_positions(&be->spec);
   if (row < 0 || row >= be->spec.gen_rows || n < 1 || n > S)
     gen_misuse("gen_prefill: no such row, or the prompt does not fit it");
   g->len[row] = 0;
-  for (int i = 0; i < n; i++) {
-    g->host_ints[i] = prompt[i];
-    g->host_ints[P + i] = row;
-    g->host_ints[2 * P + i] = i;
-  }
-  struct gen_call call = gen_send(b);
+  for (int i = 0; i < n; i++) gen_put(g, n, i, prompt[i], row, i);
+  struct gen_call call = gen_send(b, n);
   CUDA_CHECK(gpu_encoder_forward(b->stream, g->s.x, call.tokens, tensor(b->params, b, GPT_WTE),
                                  tensor(b->params, b, GPT_WPE), 1, n, C));
   for (int l = 0; l < cfg->layers; l++) {
@@ -570,18 +572,15 @@ static void cuda_gen_decode(struct backend *be, const int *rows, const int32_t *
   struct gen_state *g = &b->gen;
   const struct gpt_config *cfg = &be->spec.cfg;
   int C = cfg->width, H = cfg->heads, S = be->spec.max_seq;
-  size_t P = (size_t)gen_positions(&be->spec);
   if (n < 0 || n > be->spec.gen_rows) gen_misuse("gen_decode: more tokens than rows");
   if (n == 0) return;
   for (int i = 0; i < n; i++) {
     int r = rows[i];
     if (r < 0 || r >= be->spec.gen_rows || g->len[r] < 1 || g->len[r] >= S)
       gen_misuse("gen_decode: a row that is empty, full or not there");
-    g->host_ints[i] = tokens[i];
-    g->host_ints[P + i] = r;
-    g->host_ints[2 * P + i] = g->len[r];
+    gen_put(g, n, i, tokens[i], r, g->len[r]);
   }
-  struct gen_call call = gen_send(b);
+  struct gen_call call = gen_send(b, n);
   CUDA_CHECK(gpu_embed_at(b->stream, g->s.x, call.tokens, call.pos, tensor(b->params, b, GPT_WTE),
                           tensor(b->params, b, GPT_WPE), n, C));
   for (int l = 0; l < cfg->layers; l++) {
@@ -832,20 +831,7 @@ extern "C" struct backend *cuda_backend_create(const struct backend_spec *spec, 
 extern "C" struct backend *cuda_backend_create_with(const struct backend_spec *spec, const struct cuda_options *opt,
                                                     char *err, size_t err_size) {
   const struct gpt_config *cfg = &spec->cfg;
-  const char *problem = gpt_config_problem(cfg);
-  if (problem) {
-    snprintf(err, err_size, "cannot build the model: %s", problem);
-    return NULL;
-  }
-  if (spec->max_batch < 1 || spec->max_seq < 1 || spec->max_seq > cfg->context) {
-    snprintf(err, err_size, "a micro-batch of %d sequences of %d tokens does not fit a context of %d",
-             spec->max_batch, spec->max_seq, cfg->context);
-    return NULL;
-  }
-  if (spec->gen_rows < 0) {
-    snprintf(err, err_size, "%d rows of generation: the count cannot be negative", spec->gen_rows);
-    return NULL;
-  }
+  if (backend_spec_problem(spec, err, err_size)) return NULL;
   int devices = 0;
   cudaError_t e = cudaGetDeviceCount(&devices);
   if (e != cudaSuccess || devices == 0) {

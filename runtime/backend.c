@@ -19,6 +19,25 @@ bool backend_device_find(const char *name, enum backend_device *out) {
   return false;
 }
 
+bool backend_spec_problem(const struct backend_spec *spec, char *err, size_t err_size) {
+  const struct gpt_config *cfg = &spec->cfg;
+  const char *problem = gpt_config_problem(cfg);
+  if (problem) {
+    snprintf(err, err_size, "cannot build the model: %s", problem);
+    return true;
+  }
+  if (spec->max_batch < 1 || spec->max_seq < 1 || spec->max_seq > cfg->context) {
+    snprintf(err, err_size, "a micro-batch of %d sequences of %d tokens does not fit a context of %d",
+             spec->max_batch, spec->max_seq, cfg->context);
+    return true;
+  }
+  if (spec->gen_rows < 0) {
+    snprintf(err, err_size, "%d rows of generation: the count cannot be negative", spec->gen_rows);
+    return true;
+  }
+  return false;
+}
+
 static const char *const precision_names[] = {
     [PRECISION_AUTO] = "auto", [PRECISION_FP32] = "fp32", [PRECISION_TF32] = "tf32", [PRECISION_BF16] = "bf16"};
 

@@ -91,6 +91,11 @@ struct backend {
   char description[128];    /* "cpu, 2 threads, fp32", "cuda, NVIDIA H100 80GB HBM3, bf16": for logs */
 };
 
+/* What every backend refuses in SPEC (a model gpt_config_problem refuses,
+ * a micro-batch that does not fit the context, negative generation rows),
+ * written into ERR; false when SPEC is fine. */
+bool backend_spec_problem(const struct backend_spec *spec, char *err, size_t err_size);
+
 /* The CPU backend (OpenBLAS + OpenMP); NULL with a reason in ERR. */
 struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, size_t err_size);
 

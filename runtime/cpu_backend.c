@@ -397,20 +397,7 @@ static const char *gen_allocate(struct cpu_backend *b) {
 
 struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, size_t err_size) {
   const struct gpt_config *cfg = &spec->cfg;
-  const char *problem = gpt_config_problem(cfg);
-  if (problem) {
-    snprintf(err, err_size, "cannot build the model: %s", problem);
-    return NULL;
-  }
-  if (spec->max_batch < 1 || spec->max_seq < 1 || spec->max_seq > cfg->context) {
-    snprintf(err, err_size, "a micro-batch of %d sequences of %d tokens does not fit a context of %d",
-             spec->max_batch, spec->max_seq, cfg->context);
-    return NULL;
-  }
-  if (spec->gen_rows < 0) {
-    snprintf(err, err_size, "%d rows of generation: the count cannot be negative", spec->gen_rows);
-    return NULL;
-  }
+  if (backend_spec_problem(spec, err, err_size)) return NULL;
   if (spec->precision != PRECISION_AUTO && spec->precision != PRECISION_FP32) {
     snprintf(err, err_size, "the CPU backend computes in fp32 only, not %s (use --device=cuda, or --precision=fp32)",
              backend_precision_name(spec->precision));
