@@ -31,6 +31,7 @@
 #include <math.h>
 #include <mma.h>
 
+#include "gpu/bf16.h"
 #include "gpu/warp.h"
 
 using namespace nvcuda;
@@ -48,14 +49,15 @@ typedef wmma::fragment<wmma::matrix_a, WM, WM, WM, bf16, wmma::col_major> a_col;
 typedef wmma::fragment<wmma::matrix_b, WM, WM, WM, bf16, wmma::row_major> b_row;
 typedef wmma::fragment<wmma::matrix_b, WM, WM, WM, bf16, wmma::col_major> b_col;
 
-/* Rows t0.. of one head of a [B, T, ROW] tensor whose heads sit side by
- * side from column OFFSET (qkv: ROW 3C, OFFSET 0, C or 2C for q, k, v; out
- * and dout: ROW C, OFFSET 0), into dst [TILE][HS] in bf16; zero past T. */
-template <int HS>
-__device__ static void load_tile(bf16 *dst, const float *src, int b, int t0, int T, size_t row, size_t offset, int h) {
+/* Rows t0.. of one head of a [B, T, ROW] tensor (fp32 or bf16) whose
+ * heads sit side by side from column OFFSET (qkv: ROW 3C, OFFSET 0, C or
+ * 2C for q, k, v; out and dout: ROW C, OFFSET 0), into dst [TILE][HS] in
+ * bf16; zero past T. */
+template <int HS, typename S>
+__device__ static void load_tile(bf16 *dst, const S *src, int b, int t0, int T, size_t row, size_t offset, int h) {
   for (int i = threadIdx.x; i < TILE * HS; i += THREADS) {
     int r = i / HS, d = i % HS, t = t0 + r;
-    float x = t < T ? src[((size_t)b * T + t) * row + offset + (size_t)h * HS + d] : 0.0f;
+    float x = t < T ? load(src, ((size_t)b * T + t) * row + offset + (size_t)h * HS + d) : 0.0f;
     dst[i] = __float2bfloat16_rn(x);
   }
 }
@@ -108,9 +110,9 @@ __device__ static void accumulate(acc_frag *acc, const bf16 *a, const bf16 *b) {
 /* ------------------------------------------------------------------------
  * Forward */
 
-template <int HS>
+template <int HS, typename Q>
 __global__ static void __launch_bounds__(THREADS)
-    flash_forward_kernel(float *out, float *lse, const float *qkv, int T, int C, int H, float scale) {
+    flash_forward_kernel(float *out, float *lse, const Q *qkv, int T, int C, int H, float scale) {
   extern __shared__ __align__(128) unsigned char smem[];
   bf16 *qs = (bf16 *)smem, *ks = qs + TILE * HS, *vs = ks + TILE * HS, *ps = vs + TILE * HS;
   float *ss = (float *)(ps + TILE * TILE), *os = ss + TILE * TILE;
@@ -254,9 +256,10 @@ __device__ static void load_row_stats(float *lse_t, float *delta_t, const float 
 }
 
 /* Writes a warp's accumulators (16 rows of a tile at k0, [16][HS]) into
- * rows of dqkv's slot OFFSET, through STAGE (a warp's [16][HS] floats). */
-template <int HS>
-__device__ static void store_rows(float *dqkv, acc_frag *acc, float *stage, int b, int t0, int r0, int T, int C,
+ * rows of dqkv's slot OFFSET (fp32 or bf16), through STAGE (a warp's
+ * [16][HS] floats). */
+template <int HS, typename Q>
+__device__ static void store_rows(Q *dqkv, acc_frag *acc, float *stage, int b, int t0, int r0, int T, int C,
                                   size_t offset, int h) {
   int lane = threadIdx.x % WARP;
   for (int n = 0; n < HS / WM; n++) wmma::store_matrix_sync(stage + n * WM, acc[n], HS, wmma::mem_row_major);
@@ -264,17 +267,17 @@ __device__ static void store_rows(float *dqkv, acc_frag *acc, float *stage, int 
   for (int r = 0; r < WM; r++) {
     int t = t0 + r0 + r;
     if (t >= T) break;
-    float *dst = dqkv + ((size_t)b * T + t) * 3 * C + offset + (size_t)h * HS;
-    for (int d = lane; d < HS; d += WARP) dst[d] = stage[r * HS + d];
+    Q *dst = dqkv + ((size_t)b * T + t) * 3 * C + offset + (size_t)h * HS;
+    for (int d = lane; d < HS; d += WARP) store(dst, d, stage[r * HS + d]);
   }
   __syncwarp();
 }
 
 /* dK and dV of one key tile. */
-template <int HS>
+template <int HS, typename Q>
 __global__ static void __launch_bounds__(THREADS)
-    flash_backward_kv_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta,
-                             int T, int C, int H, float scale) {
+    flash_backward_kv_kernel(Q *dqkv, const float *dout, const Q *qkv, const float *lse, const float *delta, int T,
+                             int C, int H, float scale) {
   extern __shared__ __align__(128) unsigned char smem[];
   backward_smem s = backward_carve<HS>(smem);
   int k0 = blockIdx.x * TILE, bh = blockIdx.y, b = bh / H, h = bh % H;
@@ -303,10 +306,10 @@ __global__ static void __launch_bounds__(THREADS)
 }
 
 /* dQ of one query tile; every warp owns its 16 query rows throughout. */
-template <int HS>
+template <int HS, typename Q>
 __global__ static void __launch_bounds__(THREADS)
-    flash_backward_q_kernel(float *dqkv, const float *dout, const float *qkv, const float *lse, const float *delta,
-                            int T, int C, int H, float scale) {
+    flash_backward_q_kernel(Q *dqkv, const float *dout, const Q *qkv, const float *lse, const float *delta, int T,
+                            int C, int H, float scale) {
   extern __shared__ __align__(128) unsigned char smem[];
   backward_smem s = backward_carve<HS>(smem);
   int q0 = blockIdx.x * TILE, bh = blockIdx.y, b = bh / H, h = bh % H;
@@ -339,37 +342,39 @@ static size_t forward_smem_bytes() {
   return (3 * TILE * HS + TILE * TILE) * sizeof(bf16) + (TILE * TILE + TILE * HS) * sizeof(float);
 }
 
-template <int HS>
-static cudaError_t forward(cudaStream_t s, float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+template <int HS, typename Q>
+static cudaError_t forward(cudaStream_t s, float *out, float *lse, const Q *qkv, int B, int T, int C, int H) {
   size_t bytes = forward_smem_bytes<HS>();
-  cudaError_t err = cudaFuncSetAttribute(flash_forward_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+  cudaError_t err = cudaFuncSetAttribute(flash_forward_kernel<HS, Q>, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                          (int)bytes);
   if (err != cudaSuccess) return err;
   dim3 grid((T + TILE - 1) / TILE, B * H);
-  flash_forward_kernel<HS><<<grid, THREADS, bytes, s>>>(out, lse, qkv, T, C, H, 1.0f / sqrtf((float)HS));
+  flash_forward_kernel<HS, Q><<<grid, THREADS, bytes, s>>>(out, lse, qkv, T, C, H, 1.0f / sqrtf((float)HS));
   return cudaGetLastError();
 }
 
-template <int HS>
-static cudaError_t backward(cudaStream_t s, float *dqkv, const float *delta, const float *dout, const float *qkv,
+template <int HS, typename Q>
+static cudaError_t backward(cudaStream_t s, Q *dqkv, const float *delta, const float *dout, const Q *qkv,
                             const float *lse, int B, int T, int C, int H) {
   size_t bytes = backward_smem_bytes<HS>();
-  cudaError_t err = cudaFuncSetAttribute(flash_backward_kv_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                         (int)bytes);
+  cudaError_t err = cudaFuncSetAttribute(flash_backward_kv_kernel<HS, Q>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
   if (err == cudaSuccess)
-    err = cudaFuncSetAttribute(flash_backward_q_kernel<HS>, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)bytes);
+    err = cudaFuncSetAttribute(flash_backward_q_kernel<HS, Q>, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                               (int)bytes);
   if (err != cudaSuccess) return err;
   dim3 grid((T + TILE - 1) / TILE, B * H);
   float scale = 1.0f / sqrtf((float)HS);
-  flash_backward_kv_kernel<HS><<<grid, THREADS, bytes, s>>>(dqkv, dout, qkv, lse, delta, T, C, H, scale);
+  flash_backward_kv_kernel<HS, Q><<<grid, THREADS, bytes, s>>>(dqkv, dout, qkv, lse, delta, T, C, H, scale);
   if ((err = cudaGetLastError()) != cudaSuccess) return err;
-  flash_backward_q_kernel<HS><<<grid, THREADS, bytes, s>>>(dqkv, dout, qkv, lse, delta, T, C, H, scale);
+  flash_backward_q_kernel<HS, Q><<<grid, THREADS, bytes, s>>>(dqkv, dout, qkv, lse, delta, T, C, H, scale);
   return cudaGetLastError();
 }
 
 extern "C" int gpu_flash_supported(int hs) { return hs == 16 || hs == 32 || hs == 64 || hs == 128; }
 
-extern "C" int gpu_flash_forward(gpu_stream s, float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+template <typename Q>
+static int flash_forward(gpu_stream s, float *out, float *lse, const Q *qkv, int B, int T, int C, int H) {
   cudaStream_t st = (cudaStream_t)s;
   if ((size_t)B * T * H == 0) return 0;
   switch (C / H) {
@@ -381,8 +386,9 @@ extern "C" int gpu_flash_forward(gpu_stream s, float *out, float *lse, const flo
   return (int)cudaErrorInvalidValue;
 }
 
-extern "C" int gpu_flash_backward(gpu_stream s, float *dqkv, float *delta, const float *dout, const float *qkv,
-                                  const float *out, const float *lse, int B, int T, int C, int H) {
+template <typename Q>
+static int flash_backward(gpu_stream s, Q *dqkv, float *delta, const float *dout, const Q *qkv, const float *out,
+                          const float *lse, int B, int T, int C, int H) {
   cudaStream_t st = (cudaStream_t)s;
   size_t rows = (size_t)B * H * T;
   if (rows == 0) return 0;
@@ -398,4 +404,23 @@ extern "C" int gpu_flash_backward(gpu_stream s, float *dqkv, float *delta, const
   case 128: return (int)backward<128>(st, dqkv, delta, dout, qkv, lse, B, T, C, H);
   }
   return (int)cudaErrorInvalidValue;
+}
+
+extern "C" int gpu_flash_forward(gpu_stream s, float *out, float *lse, const float *qkv, int B, int T, int C, int H) {
+  return flash_forward(s, out, lse, qkv, B, T, C, H);
+}
+
+extern "C" int gpu_flash_forward16(gpu_stream s, float *out, float *lse, const gpu_bf16 *qkv, int B, int T, int C,
+                                   int H) {
+  return flash_forward(s, out, lse, (const bf16 *)qkv, B, T, C, H);
+}
+
+extern "C" int gpu_flash_backward(gpu_stream s, float *dqkv, float *delta, const float *dout, const float *qkv,
+                                  const float *out, const float *lse, int B, int T, int C, int H) {
+  return flash_backward(s, dqkv, delta, dout, qkv, out, lse, B, T, C, H);
+}
+
+extern "C" int gpu_flash_backward16(gpu_stream s, gpu_bf16 *dqkv, float *delta, const float *dout, const gpu_bf16 *qkv,
+                                    const float *out, const float *lse, int B, int T, int C, int H) {
+  return flash_backward(s, (bf16 *)dqkv, delta, dout, (const bf16 *)qkv, out, lse, B, T, C, H);
 }

@@ -32,6 +32,12 @@ int gpu_flash_forward(gpu_stream s, float *out, float *lse, const float *qkv, in
 int gpu_flash_backward(gpu_stream s, float *dqkv, float *delta, const float *dout, const float *qkv, const float *out,
                        const float *lse, int B, int T, int C, int H);
 
+/* The same with qkv and dqkv in bf16: the tiles are the same bf16 numbers,
+ * so the outputs are the fp32 functions' on qkv widened, dqkv rounded. */
+int gpu_flash_forward16(gpu_stream s, float *out, float *lse, const gpu_bf16 *qkv, int B, int T, int C, int H);
+int gpu_flash_backward16(gpu_stream s, gpu_bf16 *dqkv, float *delta, const float *dout, const gpu_bf16 *qkv,
+                         const float *out, const float *lse, int B, int T, int C, int H);
+
 #ifdef __cplusplus
 }
 #endif

@@ -28,10 +28,16 @@
  * refreshed after every step and every write_params). A Linear layer's
  * input is written in bf16 by the pass that makes it (LayerNorm, GELU;
  * attention's output is rounded once) and kept for the backward (struct
- * layer16); the output's gradient is rounded into scratch before each
- * backward matmul. The matmuls accumulate and write in fp32, and every
- * other kernel keeps fp32, as autocast does with LayerNorm and softmax;
- * attention's batched matmuls run in tf32, or in bf16 when fused.
+ * layer16). The matmuls accumulate in fp32. The widest tensors stay in
+ * bf16 from the matmul that writes them to the one that reads them: the
+ * MLP's hidden activation [N, 4C] before and after GELU, its gradients,
+ * the LM head's logits [N, V], which the log-softmax's backward
+ * overwrites with their gradient, and with fused attention, which reads
+ * and writes bf16, qkv [N, 3C] and its gradient. The other matmuls write
+ * fp32, and the gradients they read are rounded into scratch first. Every kernel
+ * computes in fp32 whatever it reads, as autocast does with LayerNorm and
+ * softmax; attention's batched matmuls run in tf32, or in bf16 when
+ * fused.
  *
  * The biases of attproj, fc and fcproj are added by the pass after their
  * matmul (the residual add, GELU), to the same bits as a pass of their
@@ -76,10 +82,12 @@ struct gen_state {
 
 /* In bf16, a layer's matmul inputs in bf16: written by their producers
  * (LayerNorm, GELU; attention's output rounded once) and read again by the
- * backward, instead of rounded into scratch before each matmul. Their fp32
- * twins in struct layer_acts then get no memory (NULL). */
+ * backward, instead of rounded into scratch before each matmul; fc's
+ * output, GELU's input; and with fused attention, which reads bf16, qkv.
+ * All but atty replace their fp32 twins in struct layer_acts, which get no
+ * memory (NULL). */
 struct layer16 {
-  gpu_bf16 *ln1, *atty, *ln2, *fch_gelu;
+  gpu_bf16 *ln1, *qkv, *atty, *ln2, *fch, *fch_gelu;
 };
 
 struct cuda_backend {
@@ -101,7 +109,11 @@ struct cuda_backend {
   bool bf16;
   gpu_bf16 *params16, *cast_a, *cast_b;
   struct layer16 *layers16; /* host array [L]; NULL outside bf16 */
-  gpu_bf16 *lnf16, *memory16;
+  gpu_bf16 *lnf16;
+  gpu_bf16 *logits16; /* the LM head's [logit_rows, V]; act.logits keeps next_logits' [B, V] */
+  gpu_bf16 *dfch16;   /* the backward's dfch_gelu, then dfch in its place */
+  gpu_bf16 *dqkv16;   /* with fused attention, the backward's dqkv */
+  gpu_bf16 *memory16; /* all of the bf16 activations, one allocation */
   bool fused; /* fused attention (gpu/attention.h) */
   double *colsum; /* the backward's column sums' parts: GPU_COLUMN_PARTS x 4C */
   struct gen_state gen; /* all NULL without generation rows */
@@ -110,7 +122,7 @@ struct cuda_backend {
 static float *tensor(float *base, const struct cuda_backend *b, enum gpt_tensor t) { return base + b->offsets[t]; }
 
 /* The bf16 inputs of a layer outside bf16: none. */
-static const struct layer16 no16 = {NULL, NULL, NULL, NULL};
+static const struct layer16 no16 = {NULL, NULL, NULL, NULL, NULL, NULL};
 
 static unsigned blocks(size_t n, unsigned block) { return (unsigned)((n + block - 1) / block); }
 
@@ -126,53 +138,77 @@ static const gpu_bf16 *rounded(struct cuda_backend *b, gpu_bf16 *to, const float
   return to;
 }
 
+/* A matmul's operand: its fp32 array, its bf16 one, or both. In bf16 the
+ * bf16 one is read, rounded from the fp32 one into scratch when absent;
+ * otherwise the fp32 one. */
+struct operand {
+  const float *f32;
+  const gpu_bf16 *bf16;
+};
+
+/* Where a matmul writes: in bf16, into BF16 when it is not NULL;
+ * otherwise into F32. */
+struct result {
+  float *f32;
+  gpu_bf16 *bf16;
+};
+
 /* C [m, n] (column-major, leading dimension ldc) = op(A) op(B) + beta C,
- * from A and B in fp32, or from their bf16 copies A16 and B16 when the
- * backend computes in bf16. */
+ * with A and B as the precision reads them (struct operand: the caller
+ * has the bf16 arrays in place). */
 static void gemm(struct cuda_backend *b, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
-                 const float *A, const gpu_bf16 *A16, int lda, const float *B, const gpu_bf16 *B16, int ldb,
-                 float beta, float *C, int ldc) {
+                 struct operand A, int lda, struct operand B, int ldb, float beta, struct result C, int ldc) {
   const float one = 1.0f;
-  if (b->bf16)
-    CUBLAS_CHECK(cublasGemmEx(b->cublas, ta, tb, m, n, k, &one, A16, CUDA_R_16BF, lda, B16, CUDA_R_16BF, ldb, &beta,
-                              C, CUDA_R_32F, ldc, CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
-  else
-    CUBLAS_CHECK(cublasSgemm(b->cublas, ta, tb, m, n, k, &one, A, lda, B, ldb, &beta, C, ldc));
+  if (b->bf16) {
+    bool c16 = C.bf16 != NULL;
+    CUBLAS_CHECK(cublasGemmEx(b->cublas, ta, tb, m, n, k, &one, A.bf16, CUDA_R_16BF, lda, B.bf16, CUDA_R_16BF, ldb,
+                              &beta, c16 ? (void *)C.bf16 : (void *)C.f32, c16 ? CUDA_R_16BF : CUDA_R_32F, ldc,
+                              CUBLAS_COMPUTE_32F, CUBLAS_GEMM_DEFAULT));
+  } else {
+    CUBLAS_CHECK(cublasSgemm(b->cublas, ta, tb, m, n, k, &one, A.f32, lda, B.f32, ldb, &beta, C.f32, ldc));
+  }
+}
+
+/* The operand W, a slice of the parameters, with its bf16 copy in bf16. */
+static struct operand weight(const struct cuda_backend *b, const float *w) {
+  return {w, b->bf16 ? weight16(b, w) : NULL};
+}
+
+/* X, N C numbers, with its bf16 array in bf16: X's own or X rounded into
+ * the scratch TO. */
+static struct operand with_bf16(struct cuda_backend *b, struct operand x, gpu_bf16 *to, size_t n) {
+  if (b->bf16 && !x.bf16) x.bf16 = rounded(b, to, x.f32, n);
+  return x;
 }
 
 /* out [N, OC] = inp [N, C] W^T (+ bias [OC]), W [OC, C] (a slice of the
- * parameters); in bf16, from INP16, inp's bf16 copy, when it is not NULL.
- * In cuBLAS's column-major terms: out^T [OC, N] = W^T' [OC, C] inp^T [C,
- * N], where W read column-major is W^T [C, OC], hence the transpose on
- * it. */
-static void matmul_forward(struct cuda_backend *b, float *out, const float *inp, const gpu_bf16 *inp16, const float *w,
+ * parameters). In cuBLAS's column-major terms: out^T [OC, N] = W^T' [OC,
+ * C] inp^T [C, N], where W read column-major is W^T [C, OC], hence the
+ * transpose on it. */
+static void matmul_forward(struct cuda_backend *b, struct result out, struct operand inp, const float *w,
                            const float *bias, int N, int C, int OC) {
-  const gpu_bf16 *w16 = NULL;
-  if (b->bf16) {
-    w16 = weight16(b, w);
-    if (!inp16) inp16 = rounded(b, b->cast_a, inp, (size_t)N * C);
-  }
-  gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, w, w16, C, inp, inp16, C, 0.0f, out, OC);
-  if (bias) CUDA_CHECK(gpu_bias_forward(b->stream, out, bias, N, OC));
+  inp = with_bf16(b, inp, b->cast_a, (size_t)N * C);
+  gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight(b, w), C, inp, C, 0.0f, out, OC);
+  if (!bias) return;
+  if (b->bf16 && out.bf16) CUDA_CHECK(gpu_bias_forward16(b->stream, out.bf16, bias, N, OC));
+  else CUDA_CHECK(gpu_bias_forward(b->stream, out.f32, bias, N, OC));
 }
 
 /* dinp [N, C] = (ADD: +=) dout [N, OC] W; dw [OC, C] += dout^T inp; dbias
- * [OC] += the column sums of dout (when dbias is not NULL); INP16 as for
- * matmul_forward. Overwriting dinp spares the pass that would zero it
+ * [OC] += the column sums of dout (when dbias is not NULL), of its bf16
+ * array in bf16. Overwriting dinp spares the pass that would zero it
  * first. */
-static void matmul_backward(struct cuda_backend *b, float *dinp, bool add, float *dw, float *dbias, const float *dout,
-                            const float *inp, const gpu_bf16 *inp16, const float *w, int N, int C, int OC) {
-  const gpu_bf16 *w16 = NULL, *dout16 = NULL;
-  if (b->bf16) {
-    w16 = weight16(b, w);
-    if (!inp16) inp16 = rounded(b, b->cast_a, inp, (size_t)N * C);
-    dout16 = rounded(b, b->cast_b, dout, (size_t)N * OC);
-  }
+static void matmul_backward(struct cuda_backend *b, struct result dinp, bool add, float *dw, float *dbias,
+                            struct operand dout, struct operand inp, const float *w, int N, int C, int OC) {
+  inp = with_bf16(b, inp, b->cast_a, (size_t)N * C);
+  dout = with_bf16(b, dout, b->cast_b, (size_t)N * OC);
   /* dinp^T [C, N] (+)= W^T [C, OC] dout^T [OC, N] */
-  gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, w, w16, C, dout, dout16, OC, add ? 1.0f : 0.0f, dinp, C);
+  gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight(b, w), C, dout, OC, add ? 1.0f : 0.0f, dinp, C);
   /* dw^T [C, OC] += inp^T [C, N] dout [N, OC] */
-  gemm(b, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, inp16, C, dout, dout16, OC, 1.0f, dw, C);
-  if (dbias) CUDA_CHECK(gpu_bias_backward(b->stream, dbias, dout, N, OC, b->colsum));
+  gemm(b, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, 1.0f, result{dw, NULL}, C);
+  if (!dbias) return;
+  if (b->bf16) CUDA_CHECK(gpu_bias_backward16(b->stream, dbias, dout.bf16, N, OC, b->colsum));
+  else CUDA_CHECK(gpu_bias_backward(b->stream, dbias, dout.f32, N, OC, b->colsum));
 }
 
 /* ------------------------------------------------------------------------
@@ -239,13 +275,16 @@ __global__ static void unpermute_backward_kernel(float *dy, const float *dout, i
 /* out [B, T, C] and att [B, H, T, T] from qkv [B, T, 3C], as cpu
  * attention_forward; b->q, k, vv and y are scratch. The scores go into att
  * and the softmax runs there in place. With fused attention, att is the
- * log-sum-exps [B, H, T] instead. */
-static void attention_forward(struct cuda_backend *b, float *out, float *att, const float *qkv, int B, int T, int C,
-                              int H) {
+ * log-sum-exps [B, H, T] instead, and qkv is read in bf16 when it is
+ * there (in the bf16 precision). */
+static void attention_forward(struct cuda_backend *b, float *out, float *att, struct operand qkv_in, int B, int T,
+                              int C, int H) {
   if (b->fused) {
-    CUDA_CHECK(gpu_flash_forward(b->stream, out, att, qkv, B, T, C, H));
+    if (b->bf16 && qkv_in.bf16) CUDA_CHECK(gpu_flash_forward16(b->stream, out, att, qkv_in.bf16, B, T, C, H));
+    else CUDA_CHECK(gpu_flash_forward(b->stream, out, att, qkv_in.f32, B, T, C, H));
     return;
   }
+  const float *qkv = qkv_in.f32;
   int hs = C / H, BH = B * H;
   size_t n = (size_t)B * T * C;
   const float one = 1.0f, zero = 0.0f;
@@ -264,13 +303,19 @@ static void attention_forward(struct cuda_backend *b, float *out, float *att, co
 }
 
 /* dqkv [B, T, 3C] (overwritten: the CPU zeroes it before adding) from dout
- * [B, T, C], and qkv, out and att of the forward. */
-static void attention_backward(struct cuda_backend *b, float *dqkv, const float *dout, const float *qkv,
+ * [B, T, C], and qkv, out and att of the forward; fused, in bf16 where
+ * qkv was. */
+static void attention_backward(struct cuda_backend *b, struct result dqkv_out, const float *dout, struct operand qkv_in,
                                const float *out, const float *att, int B, int T, int C, int H) {
   if (b->fused) {
-    CUDA_CHECK(gpu_flash_backward(b->stream, dqkv, b->act.datt, dout, qkv, out, att, B, T, C, H));
+    if (b->bf16 && qkv_in.bf16)
+      CUDA_CHECK(gpu_flash_backward16(b->stream, dqkv_out.bf16, b->act.datt, dout, qkv_in.bf16, out, att, B, T, C, H));
+    else
+      CUDA_CHECK(gpu_flash_backward(b->stream, dqkv_out.f32, b->act.datt, dout, qkv_in.f32, out, att, B, T, C, H));
     return;
   }
+  float *dqkv = dqkv_out.f32;
+  const float *qkv = qkv_in.f32;
   int hs = C / H, BH = B * H;
   size_t n = (size_t)B * T * C;
   const float one = 1.0f, zero = 0.0f;
@@ -319,13 +364,28 @@ static void zero_device(struct cuda_backend *b, float *x, size_t n) {
 /* ------------------------------------------------------------------------
  * The passes */
 
+/* The log-probabilities and log-sum-exps of ROWS rows of the forward from
+ * row R on, through their logits (in bf16, bf16 ones), which the buffer
+ * holds from its start. */
+static void lm_head_rows(struct cuda_backend *b, size_t r, int rows) {
+  int C = b->base.spec.cfg.width, V = b->base.spec.cfg.vocab;
+  const float *wte = tensor(b->params, b, GPT_WTE);
+  size_t at = r * C;
+  matmul_forward(b, {b->act.logits, b->logits16}, {b->act.lnf + at, b->lnf16 ? b->lnf16 + at : NULL}, wte, NULL,
+                 rows, C, V);
+  if (b->bf16)
+    CUDA_CHECK(gpu_logprob_forward16(b->stream, b->logp + r, b->act.lse + r, b->logits16, b->targets + r, rows, V));
+  else
+    CUDA_CHECK(gpu_logprob_forward(b->stream, b->logp + r, b->act.lse + r, b->act.logits, b->targets + r, rows, V));
+}
+
 /* The LM head is skipped without TARGETS or LOGP (a reward model, or
  * next_logits, which wants the logits of a few rows only). */
 static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_t *targets, int B, int T, float *logp,
                          float *values) {
   struct cuda_backend *b = (struct cuda_backend *)be;
   const struct gpt_config *cfg = &be->spec.cfg;
-  int C = cfg->width, H = cfg->heads, V = cfg->vocab, L = cfg->layers;
+  int C = cfg->width, H = cfg->heads, L = cfg->layers;
   size_t N = (size_t)B * T;
   float *p = b->params;
   if (B < 1 || T < 1 || B > be->spec.max_batch || T > be->spec.max_seq) {
@@ -349,21 +409,27 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
     size_t c = (size_t)l * C;
     CUDA_CHECK(gpu_layernorm_forward16(b->stream, a16->ln1 ? NULL : a->ln1, a16->ln1, a->ln1_mean, a->ln1_rstd, x,
                                        tensor(p, b, GPT_LN1W) + c, tensor(p, b, GPT_LN1B) + c, (int)N, C));
-    matmul_forward(b, a->qkv, a->ln1, a16->ln1, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c,
-                   (int)N, C, 3 * C);
-    attention_forward(b, a->atty, a->att, a->qkv, B, T, C, H);
+    matmul_forward(b, {a->qkv, a16->qkv}, {a->ln1, a16->ln1}, tensor(p, b, GPT_QKVW) + c * 3 * C,
+                   tensor(p, b, GPT_QKVB) + 3 * c, (int)N, C, 3 * C);
+    attention_forward(b, a->atty, a->att, {a->qkv, a16->qkv}, B, T, C, H);
     if (a16->atty) rounded(b, a16->atty, a->atty, N * C); /* fp32 kept too: attention's backward reads it */
-    matmul_forward(b, a->attproj, a->atty, a16->atty, tensor(p, b, GPT_ATTPROJW) + c * C, NULL, (int)N, C, C);
+    matmul_forward(b, {a->attproj, NULL}, {a->atty, a16->atty}, tensor(p, b, GPT_ATTPROJW) + c * C, NULL, (int)N, C,
+                   C);
     CUDA_CHECK(gpu_residual_bias_forward(b->stream, a->residual2, x, a->attproj, tensor(p, b, GPT_ATTPROJB) + c,
                                          (int)N, C));
     CUDA_CHECK(gpu_layernorm_forward16(b->stream, a16->ln2 ? NULL : a->ln2, a16->ln2, a->ln2_mean, a->ln2_rstd,
                                        a->residual2, tensor(p, b, GPT_LN2W) + c, tensor(p, b, GPT_LN2B) + c, (int)N,
                                        C));
-    matmul_forward(b, a->fch, a->ln2, a16->ln2, tensor(p, b, GPT_FCW) + c * 4 * C, NULL, (int)N, C, 4 * C);
-    CUDA_CHECK(gpu_bias_gelu_forward(b->stream, a16->fch_gelu ? NULL : a->fch_gelu, a16->fch_gelu, a->fch,
-                                     tensor(p, b, GPT_FCB) + 4 * c, (int)N, 4 * C));
-    matmul_forward(b, a->fcproj, a->fch_gelu, a16->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, NULL, (int)N,
-                   4 * C, C);
+    matmul_forward(b, {a->fch, a16->fch}, {a->ln2, a16->ln2}, tensor(p, b, GPT_FCW) + c * 4 * C, NULL, (int)N, C,
+                   4 * C);
+    if (a16->fch)
+      CUDA_CHECK(gpu_bias_gelu_forward16(b->stream, a16->fch_gelu, a16->fch, tensor(p, b, GPT_FCB) + 4 * c, (int)N,
+                                         4 * C));
+    else
+      CUDA_CHECK(
+          gpu_bias_gelu_forward(b->stream, a->fch_gelu, a->fch, tensor(p, b, GPT_FCB) + 4 * c, (int)N, 4 * C));
+    matmul_forward(b, {a->fcproj, NULL}, {a->fch_gelu, a16->fch_gelu}, tensor(p, b, GPT_FCPROJW) + c * 4 * C, NULL,
+                   (int)N, 4 * C, C);
     CUDA_CHECK(gpu_residual_bias_forward(b->stream, a->residual3, a->residual2, a->fcproj,
                                          tensor(p, b, GPT_FCPROJB) + c, (int)N, C));
     x = a->residual3;
@@ -377,17 +443,10 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
     to_host(b, values, b->values, N * sizeof *values);
   }
   if (!b->lm_head) return;
-  const float *wte = tensor(p, b, GPT_WTE);
   if (be->spec.train) { /* the backward needs every row's logits */
-    matmul_forward(b, b->act.logits, b->act.lnf, b->lnf16, wte, NULL, (int)N, C, V);
-    CUDA_CHECK(gpu_logprob_forward(b->stream, b->logp, b->act.lse, b->act.logits, b->targets, (int)N, V));
+    lm_head_rows(b, 0, (int)N);
   } else { /* only log-probabilities are wanted: the logits of a few rows at a time */
-    for (size_t r = 0; r < N; r += LOGIT_ROWS) {
-      int rows = (int)(N - r < LOGIT_ROWS ? N - r : LOGIT_ROWS);
-      matmul_forward(b, b->act.logits, b->act.lnf + r * C, b->lnf16 ? b->lnf16 + r * C : NULL, wte, NULL, rows, C,
-                     V);
-      CUDA_CHECK(gpu_logprob_forward(b->stream, b->logp + r, b->act.lse + r, b->act.logits, b->targets + r, rows, V));
-    }
+    for (size_t r = 0; r < N; r += LOGIT_ROWS) lm_head_rows(b, r, (int)(N - r < LOGIT_ROWS ? N - r : LOGIT_ROWS));
   }
   to_host(b, logp, b->logp, N * sizeof *logp);
 }
@@ -398,13 +457,10 @@ static void cuda_next_logits(struct backend *be, const int32_t *tokens, int B, i
   cuda_forward(be, tokens, NULL, B, T, NULL, NULL);
   /* the last row of each sequence: lnf rows T - 1, 2T - 1, ..., a matrix
    * [B, C] with a leading dimension of T C */
-  const float *wte = tensor(b->params, b, GPT_WTE), *last = b->act.lnf + (size_t)(T - 1) * C;
-  const gpu_bf16 *wte16 = NULL, *last16 = NULL;
-  if (b->bf16) {
-    wte16 = weight16(b, wte);
-    last16 = b->lnf16 + (size_t)(T - 1) * C; /* the forward wrote it */
-  }
-  gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, V, B, C, wte, wte16, C, last, last16, T * C, 0.0f, b->act.logits, V);
+  size_t last = (size_t)(T - 1) * C;
+  struct operand x = {b->act.lnf + last, b->lnf16 ? b->lnf16 + last : NULL}; /* the forward wrote both */
+  gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, V, B, C, weight(b, tensor(b->params, b, GPT_WTE)), C, x, T * C, 0.0f,
+       {b->act.logits, NULL}, V);
   to_host(b, logits, b->act.logits, (size_t)B * V * sizeof *logits);
 }
 
@@ -423,10 +479,13 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
   zero_device(b, b->act.dlnf, N * C);
   if (from_logp) {
     to_device(b, b->dlogp, dlogp, N * sizeof *dlogp);
-    CUDA_CHECK(gpu_logprob_backward(b->stream, b->act.logits, b->act.lse, b->dlogp, b->targets, (int)N, V));
+    if (b->bf16)
+      CUDA_CHECK(gpu_logprob_backward16(b->stream, b->logits16, b->act.lse, b->dlogp, b->targets, (int)N, V));
+    else
+      CUDA_CHECK(gpu_logprob_backward(b->stream, b->act.logits, b->act.lse, b->dlogp, b->targets, (int)N, V));
     /* dlnf += dlogits wte, dwte += dlogits^T lnf */
-    matmul_backward(b, b->act.dlnf, true, tensor(g, b, GPT_WTE), NULL, b->act.logits, b->act.lnf, b->lnf16,
-                    tensor(p, b, GPT_WTE), (int)N, C, V);
+    matmul_backward(b, {b->act.dlnf, NULL}, true, tensor(g, b, GPT_WTE), NULL, {b->act.logits, b->logits16},
+                    {b->act.lnf, b->lnf16}, tensor(p, b, GPT_WTE), (int)N, C, V);
   }
   if (from_values) {
     to_device(b, b->dvalues, dvalues, N * sizeof *dvalues);
@@ -444,19 +503,25 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
     const struct layer16 *a16 = b->layers16 ? &b->layers16[l] : &no16;
     const float *x = l > 0 ? b->act.layers[l - 1].residual3 : b->act.encoded;
     size_t c = (size_t)l * C;
-    matmul_backward(b, b->act.dfch_gelu, false, tensor(g, b, GPT_FCPROJW) + c * 4 * C, tensor(g, b, GPT_FCPROJB) + c,
-                    b->act.dx, a->fch_gelu, a16->fch_gelu, tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C);
-    CUDA_CHECK(gpu_gelu_backward_into(b->stream, b->act.dfch, a->fch, b->act.dfch_gelu, N * 4 * C));
-    matmul_backward(b, b->act.dln, false, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c, b->act.dfch,
-                    a->ln2, a16->ln2, tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C, 4 * C);
+    matmul_backward(b, {b->act.dfch_gelu, b->dfch16}, false, tensor(g, b, GPT_FCPROJW) + c * 4 * C,
+                    tensor(g, b, GPT_FCPROJB) + c, {b->act.dx, NULL}, {a->fch_gelu, a16->fch_gelu},
+                    tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C);
+    if (b->dfch16) /* dfch over dfch_gelu */
+      CUDA_CHECK(gpu_gelu_backward16(b->stream, b->dfch16, a16->fch, b->dfch16, N * 4 * C));
+    else
+      CUDA_CHECK(gpu_gelu_backward_into(b->stream, b->act.dfch, a->fch, b->act.dfch_gelu, N * 4 * C));
+    matmul_backward(b, {b->act.dln, NULL}, false, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c,
+                    {b->act.dfch, b->dfch16}, {a->ln2, a16->ln2}, tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C,
+                    4 * C);
     CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c,
                                       b->act.dln, a->residual2, tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd,
                                       (int)N, C, b->colsum));
-    matmul_backward(b, b->act.datty, false, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c,
-                    b->act.dx, a->atty, a16->atty, tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
-    attention_backward(b, b->act.dqkv, b->act.datty, a->qkv, a->atty, a->att, B, T, C, H);
-    matmul_backward(b, b->act.dln, false, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c,
-                    b->act.dqkv, a->ln1, a16->ln1, tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C, 3 * C);
+    matmul_backward(b, {b->act.datty, NULL}, false, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c,
+                    {b->act.dx, NULL}, {a->atty, a16->atty}, tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
+    attention_backward(b, {b->act.dqkv, b->dqkv16}, b->act.datty, {a->qkv, a16->qkv}, a->atty, a->att, B, T, C, H);
+    matmul_backward(b, {b->act.dln, NULL}, false, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c,
+                    {b->act.dqkv, b->dqkv16}, {a->ln1, a16->ln1}, tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C,
+                    3 * C);
     CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c,
                                       b->act.dln, x, tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C,
                                       b->colsum));
@@ -482,8 +547,8 @@ static void gen_layer_qkv(struct cuda_backend *b, int l, int n) {
   size_t c = (size_t)l * C;
   CUDA_CHECK(gpu_layernorm_forward(b->stream, g->s.ln, g->s.mean, g->s.rstd, g->s.x, tensor(p, b, GPT_LN1W) + c,
                                    tensor(p, b, GPT_LN1B) + c, n, C));
-  matmul_forward(b, g->s.qkv, g->s.ln, NULL, tensor(p, b, GPT_QKVW) + c * 3 * C, tensor(p, b, GPT_QKVB) + 3 * c, n, C,
-                 3 * C);
+  matmul_forward(b, {g->s.qkv, NULL}, {g->s.ln, NULL}, tensor(p, b, GPT_QKVW) + c * 3 * C,
+                 tensor(p, b, GPT_QKVB) + 3 * c, n, C, 3 * C);
 }
 
 /* The rest of layer l once g->s.atty holds its attention's output: the
@@ -493,15 +558,15 @@ static void gen_layer_tail(struct cuda_backend *b, int l, int n) {
   int C = b->base.spec.cfg.width;
   float *p = b->params;
   size_t c = (size_t)l * C, nc = (size_t)n * C;
-  matmul_forward(b, g->s.proj, g->s.atty, NULL, tensor(p, b, GPT_ATTPROJW) + c * C, tensor(p, b, GPT_ATTPROJB) + c, n,
-                 C, C);
+  matmul_forward(b, {g->s.proj, NULL}, {g->s.atty, NULL}, tensor(p, b, GPT_ATTPROJW) + c * C,
+                 tensor(p, b, GPT_ATTPROJB) + c, n, C, C);
   CUDA_CHECK(gpu_residual_forward(b->stream, g->s.x, g->s.x, g->s.proj, nc));
   CUDA_CHECK(gpu_layernorm_forward(b->stream, g->s.ln, g->s.mean, g->s.rstd, g->s.x, tensor(p, b, GPT_LN2W) + c,
                                    tensor(p, b, GPT_LN2B) + c, n, C));
-  matmul_forward(b, g->s.fch, g->s.ln, NULL, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c, n, C,
-                 4 * C);
+  matmul_forward(b, {g->s.fch, NULL}, {g->s.ln, NULL}, tensor(p, b, GPT_FCW) + c * 4 * C, tensor(p, b, GPT_FCB) + 4 * c,
+                 n, C, 4 * C);
   CUDA_CHECK(gpu_gelu_forward(b->stream, g->s.fch_gelu, g->s.fch, 4 * nc));
-  matmul_forward(b, g->s.proj, g->s.fch_gelu, NULL, tensor(p, b, GPT_FCPROJW) + c * 4 * C,
+  matmul_forward(b, {g->s.proj, NULL}, {g->s.fch_gelu, NULL}, tensor(p, b, GPT_FCPROJW) + c * 4 * C,
                  tensor(p, b, GPT_FCPROJB) + c, n, 4 * C, C);
   CUDA_CHECK(gpu_residual_forward(b->stream, g->s.x, g->s.x, g->s.proj, nc));
 }
@@ -514,7 +579,7 @@ static void gen_logits(struct cuda_backend *b, const float *x, int n, float *log
   float *p = b->params;
   CUDA_CHECK(gpu_layernorm_forward(b->stream, g->s.ln, g->s.mean, g->s.rstd, x, tensor(p, b, GPT_LNFW),
                                    tensor(p, b, GPT_LNFB), n, cfg->width));
-  matmul_forward(b, g->logits, g->s.ln, NULL, tensor(p, b, GPT_WTE), NULL, n, cfg->width, cfg->vocab);
+  matmul_forward(b, {g->logits, NULL}, {g->s.ln, NULL}, tensor(p, b, GPT_WTE), NULL, n, cfg->width, cfg->vocab);
   to_host(b, logits, g->logits, (size_t)n * cfg->vocab * sizeof *logits);
 }
 
@@ -560,7 +625,7 @@ static void cuda_gen_prefill(struct backend *be, int row, const int32_t *prompt,
     gen_layer_qkv(b, l, n);
     CUDA_CHECK(gpu_kv_store(b->stream, cache_layer(b, g->k, l), cache_layer(b, g->v, l), g->s.qkv, call.rows, call.pos,
                             n, S, C));
-    attention_forward(b, g->s.atty, g->s.att, g->s.qkv, 1, n, C, H);
+    attention_forward(b, g->s.atty, g->s.att, {g->s.qkv, NULL}, 1, n, C, H);
     gen_layer_tail(b, l, n);
   }
   gen_logits(b, g->s.x + (size_t)(n - 1) * C, 1, logits);
@@ -745,12 +810,14 @@ static bool device_alloc(void **p, size_t bytes, const char *what, char *err, si
 
 /* The activations (runtime/activations.h) and this backend's own: the
  * device copies of the host's arrays, and attention's permuted operands and
- * their gradients. */
+ * their gradients. In bf16 the fp32 logits are next_logits' [B, V] alone:
+ * the LM head's are bf16. */
 static void lay_out_memory(struct cuda_backend *b, struct layout *l, size_t logit_rows) {
   const struct backend_spec *spec = &b->base.spec;
   size_t N = (size_t)spec->max_batch * spec->max_seq, C = (size_t)spec->cfg.width;
   size_t att = N * (size_t)spec->cfg.heads * (b->fused ? 1 : (size_t)spec->max_seq);
-  activations_layout(&b->act, l, spec, logit_rows, att, !b->bf16);
+  unsigned in_bf16 = b->bf16 ? ACTS_BF16_MATMUL_IO | (b->fused ? ACTS_BF16_QKV : 0) : 0;
+  activations_layout(&b->act, l, spec, b->bf16 ? (size_t)spec->max_batch : logit_rows, att, in_bf16);
   b->logp = layout_piece(l, N);
   b->values = layout_piece(l, N);
   b->dlogp = layout_piece(l, N);
@@ -767,33 +834,60 @@ static void lay_out_memory(struct cuda_backend *b, struct layout *l, size_t logi
   b->dy = layout_piece(l, N * C);
 }
 
-/* bf16's layer inputs (struct layer16) and lnf's, [N, C] each but fch_gelu
- * [N, 4C], for the layers the activations keep; false with the reason in
- * ERR. */
-static bool layers16_allocate(struct cuda_backend *b, char *err, size_t err_size) {
+/* Consecutive bf16 pieces of one allocation, as struct layout's: each
+ * starts 256 bytes on at least, and with BASE NULL they are only
+ * counted. */
+struct layout16 {
+  gpu_bf16 *base;
+  size_t used;
+};
+
+static gpu_bf16 *piece16(struct layout16 *l, size_t n) {
+  gpu_bf16 *p = l->base ? l->base + l->used : NULL;
+  l->used += (n + 127) & ~(size_t)127;
+  return p;
+}
+
+/* bf16's activations: struct layer16 for the layers the activations keep,
+ * lnf's, the LM head's LOGIT_ROWS rows of logits, and with training the
+ * MLP's gradient and fused attention's dqkv. */
+static void lay_out_memory16(struct cuda_backend *b, struct layout16 *l, size_t logit_rows) {
   const struct backend_spec *spec = &b->base.spec;
   size_t L = (size_t)spec->cfg.layers, kept = spec->train ? L : (L ? 1 : 0);
   size_t NC = (size_t)spec->max_batch * spec->max_seq * spec->cfg.width;
+  for (size_t i = 0; i < L; i++) {
+    struct layer16 *a = &b->layers16[i];
+    if (i >= kept) {
+      *a = b->layers16[0];
+      continue;
+    }
+    a->ln1 = piece16(l, NC);
+    a->qkv = b->fused ? piece16(l, 3 * NC) : NULL;
+    a->atty = piece16(l, NC);
+    a->ln2 = piece16(l, NC);
+    a->fch = piece16(l, 4 * NC);
+    a->fch_gelu = piece16(l, 4 * NC);
+  }
+  b->lnf16 = piece16(l, NC);
+  b->logits16 = piece16(l, logit_rows * (size_t)spec->cfg.vocab);
+  b->dfch16 = spec->train ? piece16(l, 4 * NC) : NULL;
+  b->dqkv16 = spec->train && b->fused ? piece16(l, 3 * NC) : NULL;
+}
+
+/* The bf16 activations (lay_out_memory16); false with the reason in ERR. */
+static bool layers16_allocate(struct cuda_backend *b, size_t logit_rows, char *err, size_t err_size) {
+  size_t L = (size_t)b->base.spec.cfg.layers;
   b->layers16 = (struct layer16 *)calloc(L ? L : 1, sizeof *b->layers16);
   if (!b->layers16) {
     snprintf(err, err_size, "out of host memory");
     return false;
   }
-  if (!device_alloc((void **)&b->memory16, (7 * kept + 1) * NC * sizeof(gpu_bf16), "bf16 activations", err, err_size))
+  struct layout16 count = {NULL, 0};
+  lay_out_memory16(b, &count, logit_rows);
+  if (!device_alloc((void **)&b->memory16, count.used * sizeof(gpu_bf16), "bf16 activations", err, err_size))
     return false;
-  gpu_bf16 *next = b->memory16;
-  for (size_t l = 0; l < L; l++) {
-    struct layer16 *a = &b->layers16[l];
-    if (l >= kept) {
-      *a = b->layers16[0];
-      continue;
-    }
-    a->ln1 = next, next += NC;
-    a->atty = next, next += NC;
-    a->ln2 = next, next += NC;
-    a->fch_gelu = next, next += 4 * NC;
-  }
-  b->lnf16 = next;
+  struct layout16 place = {b->memory16, 0};
+  lay_out_memory16(b, &place, logit_rows);
   return true;
 }
 
@@ -839,7 +933,7 @@ extern "C" struct backend *cuda_backend_create_with(const struct backend_spec *s
     return NULL;
   }
   size_t B = (size_t)spec->max_batch, T = (size_t)spec->max_seq, C = (size_t)cfg->width, H = (size_t)cfg->heads;
-  size_t V = (size_t)cfg->vocab, L = (size_t)cfg->layers, N = B * T;
+  size_t L = (size_t)cfg->layers, N = B * T;
   /* cuBLAS and the kernels count rows and columns in ints (elements in
    * size_t): attention's B H T rows are the most */
   if (B * H * T > (size_t)INT32_MAX || 4 * C > (size_t)INT32_MAX) {
@@ -906,18 +1000,17 @@ extern "C" struct backend *cuda_backend_create_with(const struct backend_spec *s
        device_alloc((void **)&b->tokens, N * sizeof(int32_t), "tokens", err, err_size) &&
        device_alloc((void **)&b->targets, N * sizeof(int32_t), "targets", err, err_size) &&
        device_alloc((void **)&b->sum, sizeof(double), "gradient norm", err, err_size);
-  /* bf16: the weights' copy; a matmul's input, at most [N, 4C] (or a
-   * generation call's P rows); in the backward, its output's gradient, at
-   * most [N, max(4C, V)] */
+  /* bf16: the weights' copy; a matmul's input that is not kept in bf16,
+   * at most [N, 4C] (or a generation call's P rows); in the backward, the
+   * output's gradient that is not, at most dqkv's [N, 3C] */
   size_t gen_rows = spec->gen_rows > 0 ? (size_t)gen_positions(spec) : 0, rows = N > gen_rows ? N : gen_rows;
   if (ok && b->bf16) {
     ok = device_alloc((void **)&b->params16, P * sizeof(gpu_bf16), "bf16 weights", err, err_size) &&
          device_alloc((void **)&b->cast_a, rows * 4 * C * sizeof(gpu_bf16), "bf16 operands", err, err_size) &&
          (!spec->train ||
-          device_alloc((void **)&b->cast_b, N * (V > 4 * C ? V : 4 * C) * sizeof(gpu_bf16), "bf16 operands", err,
-                       err_size));
+          device_alloc((void **)&b->cast_b, N * 3 * C * sizeof(gpu_bf16), "bf16 operands", err, err_size));
   }
-  if (ok && b->bf16) ok = layers16_allocate(b, err, err_size);
+  if (ok && b->bf16) ok = layers16_allocate(b, logit_rows, err, err_size);
   if (ok && spec->train)
     ok = device_alloc((void **)&b->colsum, GPU_COLUMN_PARTS * 4 * C * sizeof(double), "gradient sums", err, err_size);
   if (ok && spec->gen_rows > 0) ok = gen_allocate(b, err, err_size);

@@ -1,4 +1,5 @@
-/* The CUDA backend's kernels, one forward/backward pair per layer, in fp32.
+/* The CUDA backend's kernels, one forward/backward pair per layer, in fp32
+ * (some also over bf16 arrays: see gpu/bf16.h).
  *
  * Shape letters as in runtime/cpu_kernels.c: B batch, T sequence length,
  * C width, OC a Linear's output width, V vocabulary, N = B * T rows, BH =
@@ -30,6 +31,7 @@
 #include <cuda_runtime.h>
 #include <math.h>
 
+#include "gpu/bf16.h"
 #include "gpu/warp.h"
 
 /* Threads per block of the elementwise and row kernels. */
@@ -384,42 +386,50 @@ __device__ static inline float gelu_sigmoid(float x) {
 
 /* With a bias, the pre-activation gets it first and keeps it (the
  * backward reads it): inp += bias, the two passes of bias_forward and
- * gelu_forward in one, to the same bits. */
-__global__ static void gelu_forward_kernel(float *out, __nv_bfloat16 *out16, float *inp, const float *bias,
-                                           size_t n, int C) {
+ * gelu_forward in one, to the same bits. GELU then reads the value as
+ * stored, so that in bf16 the backward's derivative is taken where the
+ * forward was. */
+template <typename P, typename O>
+__global__ static void gelu_forward_kernel(O *out, P *inp, const float *bias, size_t n, int C) {
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  float x = inp[i];
-  if (bias) inp[i] = x = x + bias[i % C];
-  float y = x * gelu_sigmoid(x);
-  if (out) out[i] = y;
-  if (out16) out16[i] = __float2bfloat16_rn(y);
+  if (bias) store(inp, i, load(inp, i) + bias[i % C]);
+  float x = load(inp, i);
+  store(out, i, x * gelu_sigmoid(x));
 }
 
-__global__ static void gelu_backward_kernel(float *dinp, const float *inp, const float *dout, size_t n, bool add) {
+/* dinp may be dout: each thread reads its element before writing it. */
+template <typename T>
+__global__ static void gelu_backward_kernel(T *dinp, const T *inp, const T *dout, size_t n, bool add) {
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
-  float x = inp[i];
+  float x = load(inp, i);
   float s = gelu_sigmoid(x);
   float du = GELU_SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_CUBIC * x * x);
   /* d/dx [x sigmoid(2u)] = sigmoid(2u) + 2 x sigmoid(2u) (1 - sigmoid(2u)) du/dx */
-  float d = (s + 2.0f * x * s * (1.0f - s) * du) * dout[i];
-  dinp[i] = add ? dinp[i] + d : d;
+  float d = (s + 2.0f * x * s * (1.0f - s) * du) * load(dout, i);
+  store(dinp, i, add ? load(dinp, i) + d : d);
 }
 
 extern "C" int gpu_gelu_forward(gpu_stream s, float *out, const float *inp, size_t n) {
   if (n == 0) return 0;
   /* without a bias the kernel never writes inp */
-  gelu_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, NULL, (float *)inp, NULL, n, 1);
+  gelu_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, (float *)inp, (const float *)NULL, n, 1);
   return (int)cudaGetLastError();
 }
 
-extern "C" int gpu_bias_gelu_forward(gpu_stream s, float *out, gpu_bf16 *out16, float *pre, const float *bias, int N,
-                                     int OC) {
+extern "C" int gpu_bias_gelu_forward(gpu_stream s, float *out, float *pre, const float *bias, int N, int OC) {
   size_t n = (size_t)N * OC;
   if (n == 0) return 0;
-  gelu_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, (__nv_bfloat16 *)out16, pre, bias, n,
-                                                                        OC);
+  gelu_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, pre, bias, n, OC);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_bias_gelu_forward16(gpu_stream s, gpu_bf16 *out, gpu_bf16 *pre, const float *bias, int N, int OC) {
+  size_t n = (size_t)N * OC;
+  if (n == 0) return 0;
+  gelu_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>((__nv_bfloat16 *)out, (__nv_bfloat16 *)pre,
+                                                                        bias, n, OC);
   return (int)cudaGetLastError();
 }
 
@@ -432,6 +442,14 @@ extern "C" int gpu_gelu_backward(gpu_stream s, float *dinp, const float *inp, co
 extern "C" int gpu_gelu_backward_into(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n) {
   if (n == 0) return 0;
   gelu_backward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(dinp, inp, dout, n, false);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_gelu_backward16(gpu_stream s, gpu_bf16 *dinp, const gpu_bf16 *inp, const gpu_bf16 *dout,
+                                   size_t n) {
+  if (n == 0) return 0;
+  gelu_backward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(
+      (__nv_bfloat16 *)dinp, (const __nv_bfloat16 *)inp, (const __nv_bfloat16 *)dout, n, false);
   return (int)cudaGetLastError();
 }
 
@@ -467,19 +485,21 @@ extern "C" int gpu_residual_bias_forward(gpu_stream s, float *out, const float *
 /* ------------------------------------------------------------------------
  * Bias of a Linear layer */
 
-__global__ static void bias_forward_kernel(float *out, const float *bias, int N, int OC) {
+template <typename T>
+__global__ static void bias_forward_kernel(T *out, const float *bias, int N, int OC) {
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i < (size_t)N * OC) out[i] += bias[i % OC];
+  if (i < (size_t)N * OC) store(out, i, load(out, i) + bias[i % OC]);
 }
 
 /* dbias's parts: a column-sum block (see the top), in double like the CPU. */
-__global__ static void bias_backward_kernel(double *parts, const float *dout, int N, int OC) {
+template <typename T>
+__global__ static void bias_backward_kernel(double *parts, const T *dout, int N, int OC) {
   __shared__ double part[COL_Y][COL_X];
   int o = blockIdx.x * COL_X + threadIdx.x, lo, hi;
   column_part_rows(N, &lo, &hi);
   double sum = 0.0;
   if (o < OC)
-    for (int n = lo + threadIdx.y; n < hi; n += COL_Y) sum += dout[(size_t)n * OC + o];
+    for (int n = lo + threadIdx.y; n < hi; n += COL_Y) sum += load(dout, (size_t)n * OC + o);
   column_part_finish(parts, o, OC, sum, part);
 }
 
@@ -491,13 +511,29 @@ extern "C" int gpu_bias_forward(gpu_stream s, float *out, const float *bias, int
   return (int)cudaGetLastError();
 }
 
-extern "C" int gpu_bias_backward(gpu_stream s, float *dbias, const float *dout, int N, int OC, double *scratch) {
+extern "C" int gpu_bias_forward16(gpu_stream s, gpu_bf16 *out, const float *bias, int N, int OC) {
+  size_t n = (size_t)N * OC;
+  if (n == 0) return 0;
+  bias_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>((__nv_bfloat16 *)out, bias, N, OC);
+  return (int)cudaGetLastError();
+}
+
+template <typename T>
+static int bias_backward(gpu_stream s, float *dbias, const T *dout, int N, int OC, double *scratch) {
   /* dbias [OC], dout [N, OC] */
   if (OC == 0) return 0;
   bias_backward_kernel<<<column_grid(OC), dim3(COL_X, COL_Y), 0, as_stream(s)>>>(scratch, dout, N, OC);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return (int)err;
   return (int)column_parts_total(as_stream(s), dbias, scratch, OC);
+}
+
+extern "C" int gpu_bias_backward(gpu_stream s, float *dbias, const float *dout, int N, int OC, double *scratch) {
+  return bias_backward(s, dbias, dout, N, OC, scratch);
+}
+
+extern "C" int gpu_bias_backward16(gpu_stream s, float *dbias, const gpu_bf16 *dout, int N, int OC, double *scratch) {
+  return bias_backward(s, dbias, (const __nv_bfloat16 *)dout, N, OC, scratch);
 }
 
 /* ------------------------------------------------------------------------
@@ -508,44 +544,45 @@ extern "C" int gpu_bias_backward(gpu_stream s, float *dbias, const float *dout, 
  * CPU, so that V small terms are not lost; logp = (l[target] - max) -
  * log(sum), without rounding lse to float in between. */
 
-__global__ static void logprob_forward_kernel(float *logp, float *lse, const float *logits, const int32_t *targets,
-                                              int V) {
+template <typename T>
+__global__ static void logprob_forward_kernel(float *logp, float *lse, const T *logits, const int32_t *targets, int V) {
   __shared__ float smax[BLOCK / WARP];
   __shared__ double ssum[BLOCK / WARP];
   int r = blockIdx.x;
-  const float *l = logits + (size_t)r * V;
+  const T *l = logits + (size_t)r * V;
   float mx = -INFINITY;
-  for (int v = threadIdx.x; v < V; v += BLOCK) mx = fmaxf(mx, l[v]);
+  for (int v = threadIdx.x; v < V; v += BLOCK) mx = fmaxf(mx, load(l, v));
   mx = block_max(mx, smax);
   double sum = 0.0;
-  for (int v = threadIdx.x; v < V; v += BLOCK) sum += (double)expf(l[v] - mx);
+  for (int v = threadIdx.x; v < V; v += BLOCK) sum += (double)expf(load(l, v) - mx);
   sum = block_sum_double(sum, ssum);
   if (threadIdx.x == 0) {
     double log_sum = log(sum);
     lse[r] = (float)((double)mx + log_sum);
     int32_t target = targets[r];
-    logp[r] = target < 0 ? 0.0f : (float)((double)(l[target] - mx) - log_sum);
+    logp[r] = target < 0 ? 0.0f : (float)((double)(load(l, target) - mx) - log_sum);
   }
 }
 
 /* dlogits = dlogp (onehot(target) - exp(l - lse)) over the row, one block a
  * row; a row with target < 0 (or dlogp 0) becomes zeros, so that a NaN or
  * infinite dlogp of an ignored row goes nowhere, as on the CPU. */
-__global__ static void logprob_backward_kernel(float *logits, const float *lse, const float *dlogp,
-                                               const int32_t *targets, int V) {
+template <typename T>
+__global__ static void logprob_backward_kernel(T *logits, const float *lse, const float *dlogp, const int32_t *targets,
+                                               int V) {
   int r = blockIdx.x;
-  float *l = logits + (size_t)r * V;
+  T *l = logits + (size_t)r * V;
   int32_t target = targets[r];
   float d = dlogp[r];
   if (target < 0 || d == 0.0f) {
-    for (int v = threadIdx.x; v < V; v += BLOCK) l[v] = 0.0f;
+    for (int v = threadIdx.x; v < V; v += BLOCK) store(l, v, 0.0f);
     return;
   }
   float m = lse[r];
   for (int v = threadIdx.x; v < V; v += BLOCK) {
-    float g = -d * expf(l[v] - m);
+    float g = -d * expf(load(l, v) - m);
     if (v == target) g += d;
-    l[v] = g;
+    store(l, v, g);
   }
 }
 
@@ -562,6 +599,20 @@ extern "C" int gpu_logprob_backward(gpu_stream s, float *logits, const float *ls
   /* logits [rows, V] (dlogits on return), lse [rows], dlogp [rows], targets [rows] */
   if (rows == 0) return 0;
   logprob_backward_kernel<<<rows, BLOCK, 0, as_stream(s)>>>(logits, lse, dlogp, targets, V);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_logprob_forward16(gpu_stream s, float *logp, float *lse, const gpu_bf16 *logits,
+                                     const int32_t *targets, int rows, int V) {
+  if (rows == 0) return 0;
+  logprob_forward_kernel<<<rows, BLOCK, 0, as_stream(s)>>>(logp, lse, (const __nv_bfloat16 *)logits, targets, V);
+  return (int)cudaGetLastError();
+}
+
+extern "C" int gpu_logprob_backward16(gpu_stream s, gpu_bf16 *logits, const float *lse, const float *dlogp,
+                                      const int32_t *targets, int rows, int V) {
+  if (rows == 0) return 0;
+  logprob_backward_kernel<<<rows, BLOCK, 0, as_stream(s)>>>((__nv_bfloat16 *)logits, lse, dlogp, targets, V);
   return (int)cudaGetLastError();
 }
 

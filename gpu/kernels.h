@@ -1,6 +1,8 @@
 /* The CUDA backend's kernels: the same operations, shapes and semantics as
  * runtime/cpu_kernels.h, on device pointers, in fp32, each launched on the
- * given stream. Matmuls go through cuBLAS (gpu/cuda_backend.cu); everything
+ * given stream. A function whose name ends in 16 reads and writes bf16
+ * where its arguments say gpu_bf16 (the activations that bf16's matmuls
+ * write or read), computing in fp32 in between. Matmuls go through cuBLAS (gpu/cuda_backend.cu); everything
  * else is a kernel here. Every backward ADDS into the gradients it writes, as on
  * the CPU, so that micro-batches accumulate. Outputs never depend on the
  * launch configuration's race order: reductions that cross threads are
@@ -56,11 +58,14 @@ int gpu_softmax_causal_backward(gpu_stream s, float *dpreatt, const float *datt,
 int gpu_gelu_forward(gpu_stream s, float *out, const float *inp, size_t n);
 int gpu_gelu_backward(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n);
 /* pre [N, OC] += bias [OC] (kept: the backward reads it), then out =
- * GELU(pre) and/or its bf16 rounding out16 (either may be NULL): the fc
- * layer's bias and activation in one pass, to the bits of two. */
-int gpu_bias_gelu_forward(gpu_stream s, float *out, gpu_bf16 *out16, float *pre, const float *bias, int N, int OC);
-/* The backward that writes dinp (=) instead of adding to it. */
+ * GELU(pre): the fc layer's bias and activation in one pass, to the bits
+ * of two. In bf16, GELU takes pre as stored, rounded. */
+int gpu_bias_gelu_forward(gpu_stream s, float *out, float *pre, const float *bias, int N, int OC);
+int gpu_bias_gelu_forward16(gpu_stream s, gpu_bf16 *out, gpu_bf16 *pre, const float *bias, int N, int OC);
+/* The backward that writes dinp (=) instead of adding to it; in bf16,
+ * dinp may be dout. */
 int gpu_gelu_backward_into(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n);
+int gpu_gelu_backward16(gpu_stream s, gpu_bf16 *dinp, const gpu_bf16 *inp, const gpu_bf16 *dout, size_t n);
 
 int gpu_residual_forward(gpu_stream s, float *out, const float *a, const float *b, size_t n);
 /* out [N, C] = a + (b + bias [C]), bias_forward on b and the residual to
@@ -71,7 +76,9 @@ int gpu_residual_bias_forward(gpu_stream s, float *out, const float *a, const fl
 /* Adds the bias [OC] to every row of out [N, OC]; and dbias += the column
  * sums of dout [N, OC]. */
 int gpu_bias_forward(gpu_stream s, float *out, const float *bias, int N, int OC);
+int gpu_bias_forward16(gpu_stream s, gpu_bf16 *out, const float *bias, int N, int OC);
 int gpu_bias_backward(gpu_stream s, float *dbias, const float *dout, int N, int OC, double *scratch);
+int gpu_bias_backward16(gpu_stream s, float *dbias, const gpu_bf16 *dout, int N, int OC, double *scratch);
 
 /* The fused LM head's log-softmax and target gather, on logits [rows, V]
  * that cuBLAS computed: lse[r] = logsumexp(logits[r]), logp[r] =
@@ -81,6 +88,10 @@ int gpu_logprob_forward(gpu_stream s, float *logp, float *lse, const float *logi
                         int V);
 int gpu_logprob_backward(gpu_stream s, float *logits, const float *lse, const float *dlogp, const int32_t *targets,
                          int rows, int V);
+int gpu_logprob_forward16(gpu_stream s, float *logp, float *lse, const gpu_bf16 *logits, const int32_t *targets,
+                          int rows, int V);
+int gpu_logprob_backward16(gpu_stream s, gpu_bf16 *logits, const float *lse, const float *dlogp,
+                           const int32_t *targets, int rows, int V);
 
 /* The scalar head: values[r] = x[r] . w + b[0]; backward: dx += dvalues w,
  * dw += sum_r dvalues[r] x[r], db += sum dvalues. */

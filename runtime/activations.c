@@ -7,10 +7,11 @@ float *layout_piece(struct layout *l, size_t n) {
 }
 
 void activations_layout(struct activations *a, struct layout *l, const struct backend_spec *spec, size_t logit_rows,
-                        size_t att, bool matmul_inputs) {
+                        size_t att, unsigned in_bf16) {
   const struct gpt_config *cfg = &spec->cfg;
   size_t N = (size_t)spec->max_batch * spec->max_seq, C = (size_t)cfg->width, L = (size_t)cfg->layers;
   size_t kept = spec->train ? L : (L ? 1 : 0);
+  bool io32 = !(in_bf16 & ACTS_BF16_MATMUL_IO), qkv32 = !(in_bf16 & ACTS_BF16_QKV);
   a->encoded = layout_piece(l, N * C);
   for (size_t i = 0; i < L; i++) {
     struct layer_acts *la = &a->layers[i];
@@ -18,19 +19,19 @@ void activations_layout(struct activations *a, struct layout *l, const struct ba
       *la = a->layers[0];
       continue;
     }
-    la->ln1 = matmul_inputs ? layout_piece(l, N * C) : NULL;
+    la->ln1 = io32 ? layout_piece(l, N * C) : NULL;
     la->ln1_mean = layout_piece(l, N);
     la->ln1_rstd = layout_piece(l, N);
-    la->qkv = layout_piece(l, 3 * N * C);
+    la->qkv = qkv32 ? layout_piece(l, 3 * N * C) : NULL;
     la->atty = layout_piece(l, N * C);
     la->att = layout_piece(l, att);
     la->attproj = layout_piece(l, N * C);
     la->residual2 = layout_piece(l, N * C);
-    la->ln2 = matmul_inputs ? layout_piece(l, N * C) : NULL;
+    la->ln2 = io32 ? layout_piece(l, N * C) : NULL;
     la->ln2_mean = layout_piece(l, N);
     la->ln2_rstd = layout_piece(l, N);
-    la->fch = layout_piece(l, 4 * N * C);
-    la->fch_gelu = matmul_inputs ? layout_piece(l, 4 * N * C) : NULL;
+    la->fch = io32 ? layout_piece(l, 4 * N * C) : NULL;
+    la->fch_gelu = io32 ? layout_piece(l, 4 * N * C) : NULL;
     la->fcproj = layout_piece(l, N * C);
     la->residual3 = layout_piece(l, N * C);
   }
@@ -45,10 +46,10 @@ void activations_layout(struct activations *a, struct layout *l, const struct ba
   a->dln = layout_piece(l, N * C);
   a->dlnf = layout_piece(l, N * C);
   a->datty = layout_piece(l, N * C);
-  a->dqkv = layout_piece(l, 3 * N * C);
+  a->dqkv = qkv32 ? layout_piece(l, 3 * N * C) : NULL;
   a->datt = layout_piece(l, att);
-  a->dfch = layout_piece(l, 4 * N * C);
-  a->dfch_gelu = layout_piece(l, 4 * N * C);
+  a->dfch = io32 ? layout_piece(l, 4 * N * C) : NULL;
+  a->dfch_gelu = io32 ? layout_piece(l, 4 * N * C) : NULL;
 }
 
 int gen_positions(const struct backend_spec *spec) {

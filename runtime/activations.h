@@ -50,13 +50,22 @@ struct activations {
   float *dx, *dln, *dlnf, *datty, *dqkv, *datt, *dfch, *dfch_gelu; /* datt: ATT floats */
 };
 
+/* The buffers that a bf16 backend keeps in bf16 elsewhere, and which then
+ * get no memory here (NULL). */
+enum {
+  /* ln1, ln2 and fch_gelu, which only matmuls read; fch, and the
+   * gradients dfch and dfch_gelu */
+  ACTS_BF16_MATMUL_IO = 1,
+  /* qkv and its gradient dqkv */
+  ACTS_BF16_QKV = 2,
+};
+
 /* Lays out SPEC's activations with LOGIT_ROWS rows of logits and ATT
  * floats for each layer's attention (B H T T for its weights; B H T for
- * fused attention's log-sum-exps); A->layers must hold cfg.layers entries.
- * Without MATMUL_INPUTS, ln1, ln2 and fch_gelu, which only matmuls read,
- * get no memory (NULL): a backend that keeps them in bf16 elsewhere. */
+ * fused attention's log-sum-exps), but for the buffers IN_BF16 (ACTS_*)
+ * says are elsewhere; A->layers must hold cfg.layers entries. */
 void activations_layout(struct activations *a, struct layout *l, const struct backend_spec *spec, size_t logit_rows,
-                        size_t att, bool matmul_inputs);
+                        size_t att, unsigned in_bf16);
 
 /* Generation's scratch for P = max(gen_rows, max_seq) positions at a time
  * (a prompt, or one token of every row). */

@@ -434,11 +434,11 @@ struct backend *cpu_backend_create(const struct backend_spec *spec, char *err, s
   size_t logit_rows = spec->train || N < LOGIT_ROWS ? N : LOGIT_ROWS;
   size_t att = N * (size_t)cfg->heads * spec->max_seq; /* [B, H, T, T] */
   struct layout count = {.align = ALIGN_FLOATS};
-  activations_layout(&b->act, &count, spec, logit_rows, att, true);
+  activations_layout(&b->act, &count, spec, logit_rows, att, 0);
   b->memory = calloc(count.used, sizeof *b->memory);
   if (!b->memory) goto out_of_memory;
   struct layout place = {.base = b->memory, .align = ALIGN_FLOATS};
-  activations_layout(&b->act, &place, spec, logit_rows, att, true);
+  activations_layout(&b->act, &place, spec, logit_rows, att, 0);
   const char *gen_problem = spec->gen_rows > 0 ? gen_allocate(b) : NULL;
   if (gen_problem) {
     snprintf(err, err_size, "%s (%d rows of %d tokens)", gen_problem, spec->gen_rows, spec->max_seq);

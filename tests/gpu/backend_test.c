@@ -365,10 +365,22 @@ int main(void) {
     backend_destroy(g);
   }
 
+  /* a bf16 backend that does not train: its bf16 logits a few rows at a
+   * time, against the CPU's fp32 */
+  frozen.precision = PRECISION_BF16;
+  gpu_frozen = cuda_backend_create(&frozen, err, sizeof err);
+  if (!gpu_frozen) {
+    fprintf(stderr, "cannot create a bf16 backend that does not train: %s\n", err);
+    return 1;
+  }
+  gpu_frozen->ops->write_params(gpu_frozen, params);
+  gpu_frozen->ops->forward(gpu_frozen, tokens, targets, B, T, logp_g, NULL);
+  compare_norm("bf16 frozen forward logp", logp_g, logp_c, N, 3e-2);
+  backend_destroy(gpu_frozen);
+
   check_generation(&cfg, params);
   check_fused();
 
-  backend_destroy(gpu);
   backend_destroy(gpu);
   backend_destroy(cpu);
   free(params), free(logp_c), free(logp_g), free(val_c), free(val_g), free(grad_c), free(grad_g);

@@ -657,15 +657,15 @@ static void compare_rounding(const char *name, const gpu_bf16 *d_got, const floa
 }
 
 /* The passes that do two things at once, against the two done apart:
- * LayerNorm with its bf16 copy, bias + GELU (+ bf16), the GELU backward
- * that overwrites, the residual with a bias. */
+ * LayerNorm with its bf16 copy, bias + GELU, the GELU backward that
+ * overwrites, the residual with a bias. */
 static void test_fused_passes(void) {
   size_t nc = (size_t)N * C;
   float *inp = host_normal(nc, 2.0, 0.5), *w = host_normal(C, 0.5, 1.0), *b = host_normal(C, 0.5, 0.0);
   float *d_inp = dev_floats(inp, nc), *d_w = dev_floats(w, C), *d_b = dev_floats(b, C);
   float *d_out = dev_floats(inp, nc), *d_mean = dev_floats(inp, N), *d_rstd = dev_floats(inp, N);
   gpu_bf16 *d_out16 = NULL;
-  CUDA_OK(cudaMalloc((void **)&d_out16, 4 * nc * sizeof *d_out16));
+  CUDA_OK(cudaMalloc((void **)&d_out16, nc * sizeof *d_out16));
   CUDA_OK(gpu_layernorm_forward16(stream, d_out, d_out16, d_mean, d_rstd, d_inp, d_w, d_b, N, C));
   float *g_out = host_from_dev(d_out, nc);
   compare_rounding("layernorm_forward16 out16", d_out16, g_out, nc);
@@ -680,11 +680,10 @@ static void test_fused_passes(void) {
   for (size_t i = 0; i < n; i++) pre_ref[i] += bias[i % OC];
   gelu_forward(out, pre_ref, n);
   float *d_pre = dev_floats(pre, n), *d_bias = dev_floats(bias, OC), *d_gelu = dev_floats(pre, n);
-  CUDA_OK(gpu_bias_gelu_forward(stream, d_gelu, d_out16, d_pre, d_bias, N, OC));
+  CUDA_OK(gpu_bias_gelu_forward(stream, d_gelu, d_pre, d_bias, N, OC));
   float *g_pre = host_from_dev(d_pre, n), *g_gelu = host_from_dev(d_gelu, n);
   compare("bias_gelu_forward pre", g_pre, pre_ref, n, TOL);
   compare("bias_gelu_forward out", g_gelu, out, n, TOL);
-  compare_rounding("bias_gelu_forward out16", d_out16, g_gelu, n);
 
   float *dout = host_normal(n, 1.0, 0.0), *dinp = xmalloc(n * sizeof *dinp);
   memset(dinp, 0, n * sizeof *dinp);
@@ -708,6 +707,151 @@ static void test_fused_passes(void) {
   cudaFree(d_other);
   free(inp), free(w), free(b), free(g_out), free(pre), free(bias), free(pre_ref), free(out), free(g_pre);
   free(g_gelu), free(dout), free(dinp), free(g_dinp), free(other), free(biased), free(sum), free(g_sum);
+}
+
+/* N normal numbers rounded to bf16: their bits (BITS), and the same
+ * values as floats (WIDE), exactly. */
+static void bf16_normal(uint16_t *bits, float *wide, size_t n, double sd) {
+  for (size_t i = 0; i < n; i++) {
+    bits[i] = bf16_bits((float)(sd * rng_normal(&rng)));
+    uint32_t u = (uint32_t)bits[i] << 16;
+    memcpy(&wide[i], &u, sizeof u);
+  }
+}
+
+/* Whether the bf16 arrays A and B (device) hold the same bits. */
+static void compare_bits16(const char *name, const gpu_bf16 *d_a, const gpu_bf16 *d_b, size_t n) {
+  uint16_t *a = xmalloc(n * sizeof *a), *b = xmalloc(n * sizeof *b);
+  to_host(a, d_a, n * sizeof *a);
+  to_host(b, d_b, n * sizeof *b);
+  bool same = memcmp(a, b, n * sizeof *a) == 0;
+  printf("%-32s %s\n", name, same ? "same bits on a second run" : "FAIL: runs differ");
+  failures += !same;
+  free(a), free(b);
+}
+
+/* The kernels over bf16 arrays against the fp32 ones on the same values
+ * (bf16 numbers, which widen exactly): the same computation in float, so
+ * every fp32 result has the same bits and every bf16 one is the fp32
+ * result rounded. GELU's pre-activation is rounded before GELU reads it,
+ * so the reference GELU runs on the rounded sum. */
+static void test_bf16_passes(void) {
+  int rows = N;
+  size_t nl = (size_t)rows * V;
+  int32_t targets[N];
+  for (int r = 0; r < rows; r++) targets[r] = r % 7 == 3 ? -1 : (int32_t)rng_below(&rng, V);
+  uint16_t *l16 = xmalloc(nl * sizeof *l16);
+  float *l32 = xmalloc(nl * sizeof *l32);
+  bf16_normal(l16, l32, nl, 4.0);
+  int32_t *d_targets = dev_from(targets, sizeof targets);
+  gpu_bf16 *d_l16 = dev_from(l16, nl * sizeof *l16);
+  float *d_l32 = dev_floats(l32, nl), *d_logp = dev_floats(l32, rows), *d_lse = dev_floats(l32, rows);
+  float *d_logp16 = dev_floats(l32, rows), *d_lse16 = dev_floats(l32, rows);
+  CUDA_OK(gpu_logprob_forward(stream, d_logp, d_lse, d_l32, d_targets, rows, V));
+  CUDA_OK(gpu_logprob_forward16(stream, d_logp16, d_lse16, d_l16, d_targets, rows, V));
+  float *logp = host_from_dev(d_logp, rows), *lse = host_from_dev(d_lse, rows);
+  float *logp16 = host_from_dev(d_logp16, rows), *lse16 = host_from_dev(d_lse16, rows);
+  bool same = memcmp(logp, logp16, rows * sizeof *logp) == 0 && memcmp(lse, lse16, rows * sizeof *lse) == 0;
+  printf("%-32s %s\n", "logprob_forward16", same ? "the fp32 kernel's bits" : "FAIL: not the fp32 kernel's bits");
+  failures += !same;
+
+  float dlogp[N];
+  for (int r = 0; r < rows; r++) dlogp[r] = targets[r] < 0 ? NAN : r % 11 == 5 ? 0.0f : (float)rng_normal(&rng);
+  float *d_dlogp = dev_floats(dlogp, rows);
+  CUDA_OK(gpu_logprob_backward(stream, d_l32, d_lse, d_dlogp, d_targets, rows, V));
+  float *dlogits = host_from_dev(d_l32, nl);
+  gpu_bf16 *d_again = dev_from(l16, nl * sizeof *l16);
+  CUDA_OK(gpu_logprob_backward16(stream, d_l16, d_lse, d_dlogp, d_targets, rows, V));
+  CUDA_OK(gpu_logprob_backward16(stream, d_again, d_lse, d_dlogp, d_targets, rows, V));
+  compare_rounding("logprob_backward16 dlogits", d_l16, dlogits, nl);
+  compare_bits16("logprob_backward16 dlogits", d_l16, d_again, nl);
+
+  enum { OC = 4 * C };
+  size_t n = (size_t)N * OC;
+  uint16_t *pre16 = xmalloc(n * sizeof *pre16), *dout16 = xmalloc(n * sizeof *dout16);
+  float *pre = xmalloc(n * sizeof *pre), *dout = xmalloc(n * sizeof *dout), *bias = host_normal(OC, 1.0, 0.0);
+  bf16_normal(pre16, pre, n, 3.0);
+  bf16_normal(dout16, dout, n, 1.0);
+  /* the pre-activation with its bias, rounded, as the kernel stores it */
+  float *sum = xmalloc(n * sizeof *sum), *biased = xmalloc(n * sizeof *biased);
+  for (size_t i = 0; i < n; i++) {
+    sum[i] = pre[i] + bias[i % OC];
+    uint32_t u = (uint32_t)bf16_bits(sum[i]) << 16;
+    memcpy(&biased[i], &u, sizeof u);
+  }
+  gpu_bf16 *d_pre16 = dev_from(pre16, n * sizeof *pre16), *d_gelu16 = dev_from(pre16, n * sizeof *pre16);
+  float *d_bias = dev_floats(bias, OC), *d_biased = dev_floats(biased, n), *d_gelu = dev_floats(biased, n);
+  CUDA_OK(gpu_bias_forward16(stream, d_gelu16, d_bias, N, OC)); /* d_gelu16 holds pre16 */
+  compare_rounding("bias_forward16 out", d_gelu16, sum, n);
+  CUDA_OK(gpu_bias_gelu_forward16(stream, d_gelu16, d_pre16, d_bias, N, OC));
+  compare_rounding("bias_gelu_forward16 pre", d_pre16, sum, n);
+  CUDA_OK(gpu_gelu_forward(stream, d_gelu, d_biased, n));
+  float *gelu = host_from_dev(d_gelu, n);
+  compare_rounding("bias_gelu_forward16 out", d_gelu16, gelu, n);
+
+  float *d_dout = dev_floats(dout, n), *d_dinp = dev_floats(dout, n);
+  CUDA_OK(gpu_gelu_backward_into(stream, d_dinp, d_biased, d_dout, n));
+  float *dinp = host_from_dev(d_dinp, n);
+  gpu_bf16 *d_dout16 = dev_from(dout16, n * sizeof *dout16);
+  CUDA_OK(gpu_gelu_backward16(stream, d_dout16, d_pre16, d_dout16, n)); /* in place */
+  compare_rounding("gelu_backward16 dinp, in place", d_dout16, dinp, n);
+
+  /* the bias's gradient from dout's bf16 bits: the fp32 kernel's sums */
+  float *dbias0 = host_normal(OC, 1.0, 0.0), *d_db = dev_floats(dbias0, OC), *d_db16 = dev_floats(dbias0, OC);
+  dev_set(d_dout16, dout16, n * sizeof *dout16);
+  CUDA_OK(gpu_bias_backward(stream, d_db, d_dout, N, OC, d_scratch));
+  CUDA_OK(gpu_bias_backward16(stream, d_db16, d_dout16, N, OC, d_scratch));
+  float *db = host_from_dev(d_db, OC), *db16 = host_from_dev(d_db16, OC);
+  same = memcmp(db, db16, OC * sizeof *db) == 0;
+  printf("%-32s %s\n", "bias_backward16 dbias", same ? "the fp32 kernel's bits" : "FAIL: not the fp32 kernel's bits");
+  failures += !same;
+
+  cudaFree(d_targets), cudaFree(d_l16), cudaFree(d_l32), cudaFree(d_logp), cudaFree(d_lse), cudaFree(d_logp16);
+  cudaFree(d_lse16), cudaFree(d_dlogp), cudaFree(d_again), cudaFree(d_pre16), cudaFree(d_gelu16), cudaFree(d_bias);
+  cudaFree(d_biased), cudaFree(d_gelu), cudaFree(d_dout), cudaFree(d_dinp), cudaFree(d_dout16), cudaFree(d_db);
+  cudaFree(d_db16);
+  free(l16), free(l32), free(logp), free(lse), free(logp16), free(lse16), free(dlogits), free(pre16), free(dout16);
+  free(pre), free(dout), free(bias), free(sum), free(biased), free(gelu), free(dinp), free(dbias0), free(db);
+  free(db16);
+}
+
+/* Fused attention on bf16 qkv against the fp32 kernels on the same
+ * numbers widened: the tiles hold the same bf16 numbers either way, so the
+ * output and the log-sum-exps have the fp32 kernels' bits, and dqkv is
+ * their dqkv rounded. */
+static void test_flash16(void) {
+  const int heads[][2] = {{16, 4}, {64, 2}}; /* head size, heads */
+  for (size_t k = 0; k < sizeof heads / sizeof heads[0]; k++) {
+    int hs = heads[k][0], nh = heads[k][1], c = hs * nh;
+    size_t nqkv = (size_t)N * 3 * c, nout = (size_t)N * c, nlse = (size_t)B * nh * T;
+    uint16_t *qkv16 = xmalloc(nqkv * sizeof *qkv16);
+    float *qkv = xmalloc(nqkv * sizeof *qkv), *dout = host_normal(nout, 1.0, 0.0);
+    bf16_normal(qkv16, qkv, nqkv, 1.0);
+    float *d_qkv = dev_floats(qkv, nqkv), *d_dout = dev_floats(dout, nout);
+    gpu_bf16 *d_qkv16 = dev_from(qkv16, nqkv * sizeof *qkv16), *d_dqkv16 = dev_from(qkv16, nqkv * sizeof *qkv16);
+    float *d_out = dev_floats(dout, nout), *d_out16 = dev_floats(dout, nout), *d_dqkv = dev_floats(qkv, nqkv);
+    float *d_lse = NULL, *d_lse16 = NULL, *d_delta = NULL;
+    CUDA_OK(cudaMalloc((void **)&d_lse, nlse * sizeof(float)));
+    CUDA_OK(cudaMalloc((void **)&d_lse16, nlse * sizeof(float)));
+    CUDA_OK(cudaMalloc((void **)&d_delta, nlse * sizeof(float)));
+    CUDA_OK(gpu_flash_forward(stream, d_out, d_lse, d_qkv, B, T, c, nh));
+    CUDA_OK(gpu_flash_forward16(stream, d_out16, d_lse16, d_qkv16, B, T, c, nh));
+    float *out = host_from_dev(d_out, nout), *out16 = host_from_dev(d_out16, nout);
+    float *lse = host_from_dev(d_lse, nlse), *lse16 = host_from_dev(d_lse16, nlse);
+    bool same = memcmp(out, out16, nout * sizeof *out) == 0 && memcmp(lse, lse16, nlse * sizeof *lse) == 0;
+    char name[64];
+    snprintf(name, sizeof name, "flash_forward16 (hs %d)", hs);
+    printf("%-32s %s\n", name, same ? "the fp32 kernel's bits" : "FAIL: not the fp32 kernel's bits");
+    failures += !same;
+    CUDA_OK(gpu_flash_backward(stream, d_dqkv, d_delta, d_dout, d_qkv, d_out, d_lse, B, T, c, nh));
+    float *dqkv = host_from_dev(d_dqkv, nqkv);
+    CUDA_OK(gpu_flash_backward16(stream, d_dqkv16, d_delta, d_dout, d_qkv16, d_out16, d_lse16, B, T, c, nh));
+    snprintf(name, sizeof name, "flash_backward16 dqkv (hs %d)", hs);
+    compare_rounding(name, d_dqkv16, dqkv, nqkv);
+    cudaFree(d_qkv), cudaFree(d_dout), cudaFree(d_qkv16), cudaFree(d_dqkv16), cudaFree(d_out), cudaFree(d_out16);
+    cudaFree(d_dqkv), cudaFree(d_lse), cudaFree(d_lse16), cudaFree(d_delta);
+    free(qkv16), free(qkv), free(dout), free(out), free(out16), free(lse), free(lse16), free(dqkv);
+  }
 }
 
 /* bf16 rounding against the bits worked out here: round to nearest, ties
@@ -756,7 +900,9 @@ int main(void) {
   test_generation();
   test_to_bf16();
   test_fused_passes();
+  test_bf16_passes();
   test_flash();
+  test_flash16();
   if (failures) {
     printf("FAIL: %d comparison%s failed\n", failures, failures == 1 ? "" : "s");
     return 1;
