@@ -13,7 +13,10 @@
  * after.
  *
  * --fused-attention runs attention through gpu/attention.h's fused
- * kernels (bf16 only) instead of cuBLAS and the [B, H, T, T] matrix.
+ * kernels (bf16 only) instead of cuBLAS and the [B, H, T, T] matrix;
+ * --epilogues runs qkv's bias, fc's bias and GELU, and GELU's backward
+ * with fc's bias gradient in cuBLASLt's matmul epilogues (bf16 only). The
+ * backend's description, printed as `backend`, says which ran.
  *
  * --batch 0 takes the largest power of two up to 64 whose backend fits the
  * device (the backend allocates everything at creation, so a creation that
@@ -64,7 +67,7 @@ struct options {
   int batch, seq, warmup, steps;
   double peak_tflops;
   enum backend_precision precision;
-  bool profile, fused_attention;
+  bool profile, fused_attention, epilogues;
 };
 
 static long number(const char *opt, const char *v, long lo, long hi) {
@@ -95,6 +98,10 @@ static struct options parse(int argc, char **argv) {
     }
     if (strcmp(a, "--fused-attention") == 0) {
       o.fused_attention = true;
+      continue;
+    }
+    if (strcmp(a, "--epilogues") == 0) {
+      o.epilogues = true;
       continue;
     }
     if (!v) {
@@ -129,7 +136,7 @@ static struct options parse(int argc, char **argv) {
 static struct backend *backend_for(const struct options *o, int B, char *err, size_t err_size) {
   struct backend_spec spec = {
       .cfg = o->cfg, .max_batch = B, .max_seq = o->seq, .train = true, .precision = o->precision};
-  struct cuda_options opt = {.fused_attention = o->fused_attention};
+  struct cuda_options opt = {.fused_attention = o->fused_attention, .matmul_epilogues = o->epilogues};
   return cuda_backend_create_with(&spec, &opt, err, err_size);
 }
 

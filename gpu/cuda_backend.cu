@@ -44,6 +44,13 @@
  * own, and every backward pass that can overwrite its output does, rather
  * than add into a zeroed buffer.
  *
+ * With cuBLASLt's epilogues (struct cuda_options, bf16 only), the matmuls
+ * with a bias add it themselves (qkv's; generation's), fc's matmul writes
+ * GELU's input and output at once, and fcproj's backward matmul applies
+ * GELU's derivative and sums fc's bias gradient, in bf16, which is then
+ * added to the fp32 one. Where cuBLASLt has no algorithm for an epilogue,
+ * the passes run apart as without it.
+ *
  * Generation has buffers of its own (struct gen_state), as on the CPU: a
  * KV cache of gen_rows rows and scratch for one prompt or one token of
  * every row, so sampling between a forward and its backward leaves what
@@ -54,6 +61,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <cublasLt.h>
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
 
@@ -115,6 +123,12 @@ struct cuda_backend {
   gpu_bf16 *dqkv16;   /* with fused attention, the backward's dqkv */
   gpu_bf16 *memory16; /* all of the bf16 activations, one allocation */
   bool fused; /* fused attention (gpu/attention.h) */
+  /* cuBLASLt's epilogues (struct cuda_options): its handle and workspace,
+   * and fc's bias gradient, which the epilogue writes in bf16 [4C] */
+  bool epilogues;
+  cublasLtHandle_t lt;
+  void *lt_workspace;
+  gpu_bf16 *dbias16;
   double *colsum; /* the backward's column sums' parts: GPU_COLUMN_PARTS x 4C */
   struct gen_state gen; /* all NULL without generation rows */
 };
@@ -169,6 +183,66 @@ static void gemm(struct cuda_backend *b, cublasOperation_t ta, cublasOperation_t
   }
 }
 
+/* A matmul's epilogue in cuBLASLt: KIND with BIAS, the bias (of D's type)
+ * or where the bias's gradient goes (the same), and AUX, GELU's input
+ * [n, m] (column-major, ld m): written by GELU_AUX_BIAS, read by
+ * DGELU_BGRAD. */
+struct epilogue {
+  cublasLtEpilogue_t kind;
+  void *bias;
+  void *aux;
+};
+
+/* cuBLASLt's workspace, what NVIDIA suggests for Hopper. */
+#define LT_WORKSPACE_BYTES ((size_t)32 << 20)
+
+/* D [m, n] (column-major, ld ldd, of type DTYPE) = E(op(A) op(B)) from
+ * bf16 A and B, with fp32 accumulation, through cuBLASLt; false, having
+ * done nothing, when cuBLASLt has no algorithm for it (an epilogue it
+ * does not take with these types or this alignment), for the caller to
+ * take the plain path. */
+static bool lt_gemm(struct cuda_backend *b, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
+                    const gpu_bf16 *A, int lda, const gpu_bf16 *B, int ldb, void *D, cudaDataType_t dtype, int ldd,
+                    const struct epilogue *e) {
+  cublasLtMatmulDesc_t desc;
+  cublasLtMatrixLayout_t la, lb, ld;
+  cublasLtMatmulPreference_t pref;
+  CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
+  CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e->kind, sizeof e->kind));
+  if (e->bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &e->bias, sizeof e->bias));
+  if (e->aux) {
+    int64_t aux_ld = m;
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &e->aux, sizeof e->aux));
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld));
+  }
+  bool an = ta == CUBLAS_OP_N, bn = tb == CUBLAS_OP_N;
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&la, CUDA_R_16BF, an ? m : k, an ? k : m, lda));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&lb, CUDA_R_16BF, bn ? k : n, bn ? n : k, ldb));
+  CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&ld, dtype, m, n, ldd));
+  CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  size_t workspace = LT_WORKSPACE_BYTES;
+  CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
+                                                    sizeof workspace));
+  cublasLtMatmulHeuristicResult_t found;
+  int count = 0;
+  bool ok = cublasLtMatmulAlgoGetHeuristic(b->lt, desc, la, lb, ld, ld, pref, 1, &found, &count) ==
+                CUBLAS_STATUS_SUCCESS &&
+            count > 0;
+  if (ok) {
+    const float one = 1.0f, zero = 0.0f;
+    CUBLAS_CHECK(cublasLtMatmul(b->lt, desc, &one, A, la, B, lb, &zero, D, ld, D, ld, &found.algo, b->lt_workspace,
+                                workspace, b->stream));
+  }
+  cublasLtMatmulPreferenceDestroy(pref);
+  cublasLtMatrixLayoutDestroy(ld);
+  cublasLtMatrixLayoutDestroy(lb);
+  cublasLtMatrixLayoutDestroy(la);
+  cublasLtMatmulDescDestroy(desc);
+  return ok;
+}
+
 /* The operand W, a slice of the parameters, with its bf16 copy in bf16. */
 static struct operand weight(const struct cuda_backend *b, const float *w) {
   return {w, b->bf16 ? weight16(b, w) : NULL};
@@ -188,6 +262,13 @@ static struct operand with_bf16(struct cuda_backend *b, struct operand x, gpu_bf
 static void matmul_forward(struct cuda_backend *b, struct result out, struct operand inp, const float *w,
                            const float *bias, int N, int C, int OC) {
   inp = with_bf16(b, inp, b->cast_a, (size_t)N * C);
+  if (bias && b->epilogues) { /* the bias in the matmul's epilogue, of the output's type */
+    bool d16 = out.bf16 != NULL;
+    struct epilogue e = {CUBLASLT_EPILOGUE_BIAS, d16 ? (void *)weight16(b, bias) : (void *)bias, NULL};
+    if (lt_gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight16(b, w), C, inp.bf16, C,
+                d16 ? (void *)out.bf16 : (void *)out.f32, d16 ? CUDA_R_16BF : CUDA_R_32F, OC, &e))
+      return;
+  }
   gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight(b, w), C, inp, C, 0.0f, out, OC);
   if (!bias) return;
   if (b->bf16 && out.bf16) CUDA_CHECK(gpu_bias_forward16(b->stream, out.bf16, bias, N, OC));
@@ -197,18 +278,36 @@ static void matmul_forward(struct cuda_backend *b, struct result out, struct ope
 /* dinp [N, C] = (ADD: +=) dout [N, OC] W; dw [OC, C] += dout^T inp; dbias
  * [OC] += the column sums of dout (when dbias is not NULL), of its bf16
  * array in bf16. Overwriting dinp spares the pass that would zero it
- * first. */
-static void matmul_backward(struct cuda_backend *b, struct result dinp, bool add, float *dw, float *dbias,
-                            struct operand dout, struct operand inp, const float *w, int N, int C, int OC) {
+ * first. With DINP_EPILOGUE (not NULL; bf16 only, and not with ADD), dinp
+ * goes through that epilogue when cuBLASLt can; returns whether it did. */
+static bool matmul_backward(struct cuda_backend *b, struct result dinp, bool add, float *dw, float *dbias,
+                            struct operand dout, struct operand inp, const float *w, int N, int C, int OC,
+                            const struct epilogue *dinp_epilogue) {
   inp = with_bf16(b, inp, b->cast_a, (size_t)N * C);
   dout = with_bf16(b, dout, b->cast_b, (size_t)N * OC);
   /* dinp^T [C, N] (+)= W^T [C, OC] dout^T [OC, N] */
-  gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight(b, w), C, dout, OC, add ? 1.0f : 0.0f, dinp, C);
+  bool through = dinp_epilogue && !add && b->epilogues &&
+                 lt_gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight16(b, w), C, dout.bf16, OC,
+                         dinp.bf16 ? (void *)dinp.bf16 : (void *)dinp.f32, dinp.bf16 ? CUDA_R_16BF : CUDA_R_32F, C,
+                         dinp_epilogue);
+  if (!through) gemm(b, CUBLAS_OP_N, CUBLAS_OP_N, C, N, OC, weight(b, w), C, dout, OC, add ? 1.0f : 0.0f, dinp, C);
   /* dw^T [C, OC] += inp^T [C, N] dout [N, OC] */
   gemm(b, CUBLAS_OP_N, CUBLAS_OP_T, C, OC, N, inp, C, dout, OC, 1.0f, result{dw, NULL}, C);
-  if (!dbias) return;
-  if (b->bf16) CUDA_CHECK(gpu_bias_backward16(b->stream, dbias, dout.bf16, N, OC, b->colsum));
-  else CUDA_CHECK(gpu_bias_backward(b->stream, dbias, dout.f32, N, OC, b->colsum));
+  if (dbias) {
+    if (b->bf16) CUDA_CHECK(gpu_bias_backward16(b->stream, dbias, dout.bf16, N, OC, b->colsum));
+    else CUDA_CHECK(gpu_bias_backward(b->stream, dbias, dout.f32, N, OC, b->colsum));
+  }
+  return through;
+}
+
+/* fc's matmul, bias and GELU in one cuBLASLt call: pre = inp W^T + bias
+ * and out = GELU(pre), both bf16 [N, OC]; false when the backend has no
+ * epilogues or cuBLASLt cannot, for the caller to take the passes apart. */
+static bool fc_gelu_epilogue(struct cuda_backend *b, gpu_bf16 *out, gpu_bf16 *pre, const gpu_bf16 *inp,
+                             const float *w, const float *bias, int N, int C, int OC) {
+  if (!b->epilogues || OC % 8) return false; /* GELU's input needs a leading dimension of 8k */
+  struct epilogue e = {CUBLASLT_EPILOGUE_GELU_AUX_BIAS, (void *)weight16(b, bias), pre};
+  return lt_gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight16(b, w), C, inp, C, out, CUDA_R_16BF, OC, &e);
 }
 
 /* ------------------------------------------------------------------------
@@ -420,14 +519,12 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
     CUDA_CHECK(gpu_layernorm_forward16(b->stream, a16->ln2 ? NULL : a->ln2, a16->ln2, a->ln2_mean, a->ln2_rstd,
                                        a->residual2, tensor(p, b, GPT_LN2W) + c, tensor(p, b, GPT_LN2B) + c, (int)N,
                                        C));
-    matmul_forward(b, {a->fch, a16->fch}, {a->ln2, a16->ln2}, tensor(p, b, GPT_FCW) + c * 4 * C, NULL, (int)N, C,
-                   4 * C);
-    if (a16->fch)
-      CUDA_CHECK(gpu_bias_gelu_forward16(b->stream, a16->fch_gelu, a16->fch, tensor(p, b, GPT_FCB) + 4 * c, (int)N,
-                                         4 * C));
-    else
-      CUDA_CHECK(
-          gpu_bias_gelu_forward(b->stream, a->fch_gelu, a->fch, tensor(p, b, GPT_FCB) + 4 * c, (int)N, 4 * C));
+    const float *fcw = tensor(p, b, GPT_FCW) + c * 4 * C, *fcb = tensor(p, b, GPT_FCB) + 4 * c;
+    if (!fc_gelu_epilogue(b, a16->fch_gelu, a16->fch, a16->ln2, fcw, fcb, (int)N, C, 4 * C)) {
+      matmul_forward(b, {a->fch, a16->fch}, {a->ln2, a16->ln2}, fcw, NULL, (int)N, C, 4 * C);
+      if (a16->fch) CUDA_CHECK(gpu_bias_gelu_forward16(b->stream, a16->fch_gelu, a16->fch, fcb, (int)N, 4 * C));
+      else CUDA_CHECK(gpu_bias_gelu_forward(b->stream, a->fch_gelu, a->fch, fcb, (int)N, 4 * C));
+    }
     matmul_forward(b, {a->fcproj, NULL}, {a->fch_gelu, a16->fch_gelu}, tensor(p, b, GPT_FCPROJW) + c * 4 * C, NULL,
                    (int)N, 4 * C, C);
     CUDA_CHECK(gpu_residual_bias_forward(b->stream, a->residual3, a->residual2, a->fcproj,
@@ -485,7 +582,7 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
       CUDA_CHECK(gpu_logprob_backward(b->stream, b->act.logits, b->act.lse, b->dlogp, b->targets, (int)N, V));
     /* dlnf += dlogits wte, dwte += dlogits^T lnf */
     matmul_backward(b, {b->act.dlnf, NULL}, true, tensor(g, b, GPT_WTE), NULL, {b->act.logits, b->logits16},
-                    {b->act.lnf, b->lnf16}, tensor(p, b, GPT_WTE), (int)N, C, V);
+                    {b->act.lnf, b->lnf16}, tensor(p, b, GPT_WTE), (int)N, C, V, NULL);
   }
   if (from_values) {
     to_device(b, b->dvalues, dvalues, N * sizeof *dvalues);
@@ -503,25 +600,31 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
     const struct layer16 *a16 = b->layers16 ? &b->layers16[l] : &no16;
     const float *x = l > 0 ? b->act.layers[l - 1].residual3 : b->act.encoded;
     size_t c = (size_t)l * C;
-    matmul_backward(b, {b->act.dfch_gelu, b->dfch16}, false, tensor(g, b, GPT_FCPROJW) + c * 4 * C,
-                    tensor(g, b, GPT_FCPROJB) + c, {b->act.dx, NULL}, {a->fch_gelu, a16->fch_gelu},
-                    tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C);
-    if (b->dfch16) /* dfch over dfch_gelu */
+    /* fcproj's input gradient, through GELU's backward and with fc's bias
+     * gradient in its epilogue when it can */
+    struct epilogue dgelu = {CUBLASLT_EPILOGUE_DGELU_BGRAD, b->dbias16, a16->fch};
+    float *dfcb = tensor(g, b, GPT_FCB) + 4 * c;
+    bool through_gelu = matmul_backward(b, {b->act.dfch_gelu, b->dfch16}, false, tensor(g, b, GPT_FCPROJW) + c * 4 * C,
+                                        tensor(g, b, GPT_FCPROJB) + c, {b->act.dx, NULL}, {a->fch_gelu, a16->fch_gelu},
+                                        tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C,
+                                        b->dbias16 && (4 * C) % 8 == 0 ? &dgelu : NULL);
+    if (through_gelu) CUDA_CHECK(gpu_accumulate16(b->stream, dfcb, b->dbias16, 4 * (size_t)C));
+    else if (b->dfch16) /* dfch over dfch_gelu */
       CUDA_CHECK(gpu_gelu_backward16(b->stream, b->dfch16, a16->fch, b->dfch16, N * 4 * C));
     else
       CUDA_CHECK(gpu_gelu_backward_into(b->stream, b->act.dfch, a->fch, b->act.dfch_gelu, N * 4 * C));
-    matmul_backward(b, {b->act.dln, NULL}, false, tensor(g, b, GPT_FCW) + c * 4 * C, tensor(g, b, GPT_FCB) + 4 * c,
+    matmul_backward(b, {b->act.dln, NULL}, false, tensor(g, b, GPT_FCW) + c * 4 * C, through_gelu ? NULL : dfcb,
                     {b->act.dfch, b->dfch16}, {a->ln2, a16->ln2}, tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C,
-                    4 * C);
+                    4 * C, NULL);
     CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c,
                                       b->act.dln, a->residual2, tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd,
                                       (int)N, C, b->colsum));
     matmul_backward(b, {b->act.datty, NULL}, false, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c,
-                    {b->act.dx, NULL}, {a->atty, a16->atty}, tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C);
+                    {b->act.dx, NULL}, {a->atty, a16->atty}, tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C, NULL);
     attention_backward(b, {b->act.dqkv, b->dqkv16}, b->act.datty, {a->qkv, a16->qkv}, a->atty, a->att, B, T, C, H);
     matmul_backward(b, {b->act.dln, NULL}, false, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c,
                     {b->act.dqkv, b->dqkv16}, {a->ln1, a16->ln1}, tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C,
-                    3 * C);
+                    3 * C, NULL);
     CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c,
                                       b->act.dln, x, tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C,
                                       b->colsum));
@@ -756,6 +859,9 @@ static void cuda_destroy(struct backend *be) {
   free(b->gen.len);
   free(b->gen.host_ints);
   if (b->cublas) cublasDestroy(b->cublas);
+  if (b->lt) cublasLtDestroy(b->lt);
+  cudaFree(b->lt_workspace);
+  cudaFree(b->dbias16);
   if (b->stream) cudaStreamDestroy(b->stream);
   free(b->act.layers);
   free(b);
@@ -809,8 +915,8 @@ static bool device_alloc(void **p, size_t bytes, const char *what, char *err, si
 }
 
 /* The activations (runtime/activations.h) and this backend's own: the
- * device copies of the host's arrays, and attention's permuted operands and
- * their gradients. In bf16 the fp32 logits are next_logits' [B, V] alone:
+ * device copies of the host's arrays, and but for fused attention,
+ * attention's permuted operands and their gradients. In bf16 the fp32 logits are next_logits' [B, V] alone:
  * the LM head's are bf16. */
 static void lay_out_memory(struct cuda_backend *b, struct layout *l, size_t logit_rows) {
   const struct backend_spec *spec = &b->base.spec;
@@ -822,11 +928,12 @@ static void lay_out_memory(struct cuda_backend *b, struct layout *l, size_t logi
   b->values = layout_piece(l, N);
   b->dlogp = layout_piece(l, N);
   b->dvalues = layout_piece(l, N);
+  b->q = b->k = b->vv = b->y = b->dq = b->dk = b->dv = b->dy = NULL;
+  if (b->fused) return; /* it reads qkv where it is */
   b->q = layout_piece(l, N * C);
   b->k = layout_piece(l, N * C);
   b->vv = layout_piece(l, N * C);
   b->y = layout_piece(l, N * C);
-  b->dq = b->dk = b->dv = b->dy = NULL;
   if (!spec->train) return;
   b->dq = layout_piece(l, N * C);
   b->dk = layout_piece(l, N * C);
@@ -952,12 +1059,14 @@ extern "C" struct backend *cuda_backend_create_with(const struct backend_spec *s
   if (spec->precision == PRECISION_AUTO) b->base.spec.precision = PRECISION_BF16;
   b->bf16 = b->base.spec.precision == PRECISION_BF16;
   b->fused = opt && opt->fused_attention && b->bf16 && gpu_flash_supported(cfg->width / cfg->heads);
+  b->epilogues = opt && opt->matmul_epilogues && b->bf16;
   int device = 0;
   cudaDeviceProp prop;
   if (cudaGetDevice(&device) != cudaSuccess || cudaGetDeviceProperties(&prop, device) != cudaSuccess)
     snprintf(prop.name, sizeof prop.name, "device %d", device);
-  snprintf(b->base.description, sizeof b->base.description, "cuda, %.100s, %s%s", prop.name,
-           backend_precision_name(b->base.spec.precision), b->fused ? ", fused attention" : "");
+  snprintf(b->base.description, sizeof b->base.description, "cuda, %.72s, %s%s%s", prop.name,
+           backend_precision_name(b->base.spec.precision), b->fused ? ", fused attention" : "",
+           b->epilogues ? ", cuBLASLt epilogues" : "");
   b->base.n_params = gpt_param_count(cfg);
   gpt_tensor_offsets(cfg, b->offsets);
   size_t P = b->base.n_params;
@@ -979,6 +1088,7 @@ extern "C" struct backend *cuda_backend_create_with(const struct backend_spec *s
   if (cs == CUBLAS_STATUS_SUCCESS)
     cs = cublasSetMathMode(b->cublas, b->base.spec.precision == PRECISION_FP32 ? CUBLAS_DEFAULT_MATH
                                                                                : CUBLAS_TF32_TENSOR_OP_MATH);
+  if (cs == CUBLAS_STATUS_SUCCESS && b->epilogues) cs = cublasLtCreate(&b->lt);
   if (cs != CUBLAS_STATUS_SUCCESS) {
     snprintf(err, err_size, "cannot start cuBLAS: %s", cublasGetStatusString(cs));
     cuda_destroy(&b->base);
@@ -1011,6 +1121,10 @@ extern "C" struct backend *cuda_backend_create_with(const struct backend_spec *s
           device_alloc((void **)&b->cast_b, N * 3 * C * sizeof(gpu_bf16), "bf16 operands", err, err_size));
   }
   if (ok && b->bf16) ok = layers16_allocate(b, logit_rows, err, err_size);
+  if (ok && b->epilogues)
+    ok = device_alloc(&b->lt_workspace, LT_WORKSPACE_BYTES, "cuBLASLt workspace", err, err_size) &&
+         (!spec->train ||
+          device_alloc((void **)&b->dbias16, 4 * C * sizeof(gpu_bf16), "bias gradient", err, err_size));
   if (ok && spec->train)
     ok = device_alloc((void **)&b->colsum, GPU_COLUMN_PARTS * 4 * C * sizeof(double), "gradient sums", err, err_size);
   if (ok && spec->gen_rows > 0) ok = gen_allocate(b, err, err_size);

@@ -17,12 +17,15 @@ extern "C" {
  * enough device memory. */
 struct backend *cuda_backend_create(const struct backend_spec *spec, char *err, size_t err_size);
 
-/* What the CUDA backend can do another way, for tests and benchmarks:
- * FUSED_ATTENTION, gpu/attention.h's kernels in place of cuBLAS and the
- * [B, H, T, T] attention matrix, in bf16 and for the head sizes they take
- * (otherwise ignored). OPT NULL: the defaults, all false. */
+/* What the CUDA backend can do another way, for tests and benchmarks, in
+ * bf16 (otherwise ignored): FUSED_ATTENTION, gpu/attention.h's kernels in
+ * place of cuBLAS and the [B, H, T, T] attention matrix, for the head
+ * sizes they take; MATMUL_EPILOGUES, cuBLASLt matmuls that add qkv's bias
+ * and run fc's bias and GELU and their backward in their epilogues, where
+ * cuBLASLt has an algorithm for them. OPT NULL: the defaults, all false. */
 struct cuda_options {
   bool fused_attention;
+  bool matmul_epilogues;
 };
 
 struct backend *cuda_backend_create_with(const struct backend_spec *spec, const struct cuda_options *opt, char *err,

@@ -868,6 +868,17 @@ __global__ static void to_bf16_kernel(__nv_bfloat16 *out, const float *in, size_
   if (i < n) out[i] = __float2bfloat16_rn(in[i]);
 }
 
+__global__ static void accumulate16_kernel(float *acc, const __nv_bfloat16 *x, size_t n) {
+  size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (i < n) acc[i] += __bfloat162float(x[i]);
+}
+
+extern "C" int gpu_accumulate16(gpu_stream s, float *acc, const gpu_bf16 *x, size_t n) {
+  if (n == 0) return 0;
+  accumulate16_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(acc, (const __nv_bfloat16 *)x, n);
+  return (int)cudaGetLastError();
+}
+
 extern "C" int gpu_to_bf16(gpu_stream s, gpu_bf16 *out, const float *in, size_t n) {
   if (n == 0) return 0;
   to_bf16_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>((__nv_bfloat16 *)out, in, n);

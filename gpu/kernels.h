@@ -124,6 +124,9 @@ int gpu_attention_cached_forward(gpu_stream s, float *out, float *scores, const 
 
 /* out[i] = in[i] rounded to the nearest bf16 (ties to even). */
 int gpu_to_bf16(gpu_stream s, gpu_bf16 *out, const float *in, size_t n);
+/* acc[i] += x[i]: a gradient that a matmul's epilogue wrote in bf16, added
+ * to the fp32 one. */
+int gpu_accumulate16(gpu_stream s, float *acc, const gpu_bf16 *x, size_t n);
 
 #ifdef __cplusplus
 }

@@ -152,25 +152,27 @@ static void check_generation(const struct gpt_config *cfg, const float *params) 
   backend_destroy(cpu);
 }
 
-/* Fused attention (gpu/attention.h) inside the backend, on heads of 64
- * and 70 tokens (a partial second tile): the forward and every gradient
- * against the CPU's fp32 within bf16's tolerances, a step's bits the same
- * twice, and generation's logits (its prefill attends through the fused
- * kernel) against the CPU's. */
-static void check_fused(void) {
+/* The backend's other ways (struct cuda_options) in bf16: fused attention
+ * (gpu/attention.h), cuBLASLt's epilogues, and both. On heads of 64 and
+ * 70 tokens (a partial second tile of fused attention): the forward and
+ * every gradient against the CPU's fp32 within bf16's tolerances, a
+ * step's bits the same twice, and generation's logits (its prefill
+ * attends through the fused kernel) against the CPU's. NAME prefixes the
+ * lines, and the backend's description must name each option set. */
+static void check_options(const struct cuda_options *opt, const char *name) {
   enum { FB = 2, FT = 70 };
   struct gpt_config cfg = {.vocab = 300, .context = 80, .layers = 2, .heads = 2, .width = 128, .head = 1};
   struct backend_spec spec = {.cfg = cfg, .max_batch = FB, .max_seq = FT, .train = true, .gen_rows = 2,
                               .precision = PRECISION_BF16};
-  struct cuda_options fused = {.fused_attention = true};
   char err[256];
   struct backend *cpu = NULL, *gpu = NULL;
   struct backend_spec cpu_spec = spec;
   cpu_spec.precision = PRECISION_FP32;
   cpu = cpu_backend_create(&cpu_spec, err, sizeof err);
-  if (cpu) gpu = cuda_backend_create_with(&spec, &fused, err, sizeof err);
-  if (!gpu || !strstr(gpu->description, "fused attention")) {
-    printf("cannot create a backend with fused attention: %s  FAILED\n", gpu ? gpu->description : err);
+  if (cpu) gpu = cuda_backend_create_with(&spec, opt, err, sizeof err);
+  if (!gpu || (opt->fused_attention && !strstr(gpu->description, "fused attention")) ||
+      (opt->matmul_epilogues && !strstr(gpu->description, "cuBLASLt epilogues"))) {
+    printf("cannot create a backend with %s: %s  FAILED\n", name, gpu ? gpu->description : err);
     failures++;
     backend_destroy(gpu);
     backend_destroy(cpu);
@@ -193,16 +195,18 @@ static void check_fused(void) {
   gpu->ops->write_params(gpu, params);
   cpu->ops->forward(cpu, tokens, targets, FB, FT, logp_c, val_c);
   gpu->ops->forward(gpu, tokens, targets, FB, FT, logp_g, val_g);
-  compare_norm("fused forward logp", logp_g, logp_c, N, 3e-2);
-  compare_norm("fused forward values", val_g, val_c, N, 3e-2);
+  char what[96];
+  snprintf(what, sizeof what, "%s forward logp", name);
+  compare_norm(what, logp_g, logp_c, N, 3e-2);
+  snprintf(what, sizeof what, "%s forward values", name);
+  compare_norm(what, val_g, val_c, N, 3e-2);
   gradients(cpu, dlogp, dvalues, grad_c);
   gradients(gpu, dlogp, dvalues, grad_g);
   size_t offsets[GPT_TENSOR_COUNT];
   gpt_tensor_offsets(&cfg, offsets);
   for (int t = 0; t < GPT_TENSOR_COUNT; t++) {
     size_t n = gpt_tensor_size(&cfg, (enum gpt_tensor)t);
-    char what[64];
-    snprintf(what, sizeof what, "fused gradient of %s", gpt_tensor_name((enum gpt_tensor)t));
+    snprintf(what, sizeof what, "%s gradient of %s", name, gpt_tensor_name((enum gpt_tensor)t));
     if (n) compare_norm(what, grad_g + offsets[t], grad_c + offsets[t], n, 6e-2);
   }
   /* a step twice from the same state */
@@ -219,7 +223,8 @@ static void check_fused(void) {
     gpu->ops->read_params(gpu, after[run]);
   }
   bool same = memcmp(after[0], after[1], P * sizeof *after[0]) == 0;
-  printf("%-28s %s\n", "fused step twice, same bits", same ? "yes" : "NO  FAILED");
+  snprintf(what, sizeof what, "%s step twice, same bits", name);
+  printf("%-28s %s\n", what, same ? "yes" : "NO  FAILED");
   failures += !same;
   /* generation: a prompt of 66 tokens, then 3 decode steps */
   gpu->ops->write_params(gpu, params);
@@ -227,12 +232,14 @@ static void check_fused(void) {
   float *lc = floats((size_t)V), *lg = floats((size_t)V);
   cpu->ops->gen_prefill(cpu, 0, tokens, 66, lc);
   gpu->ops->gen_prefill(gpu, 0, tokens, 66, lg);
-  compare_norm("fused prefill logits", lg, lc, (size_t)V, 3e-2);
+  snprintf(what, sizeof what, "%s prefill logits", name);
+  compare_norm(what, lg, lc, (size_t)V, 3e-2);
   for (int step = 0; step < 3; step++) {
     cpu->ops->gen_decode(cpu, rows, tokens + 66 + step, 1, lc);
     gpu->ops->gen_decode(gpu, rows, tokens + 66 + step, 1, lg);
   }
-  compare_norm("fused decode logits", lg, lc, (size_t)V, 3e-2);
+  snprintf(what, sizeof what, "%s decode logits", name);
+  compare_norm(what, lg, lc, (size_t)V, 3e-2);
   free(params), free(logp_c), free(logp_g), free(val_c), free(val_g), free(grad_c), free(grad_g), free(dlogp);
   free(dvalues), free(tokens), free(targets), free(after[0]), free(after[1]), free(zeros), free(lc), free(lg);
   backend_destroy(gpu);
@@ -379,7 +386,9 @@ int main(void) {
   backend_destroy(gpu_frozen);
 
   check_generation(&cfg, params);
-  check_fused();
+  check_options(&(struct cuda_options){.fused_attention = true}, "fused");
+  check_options(&(struct cuda_options){.matmul_epilogues = true}, "epilogues");
+  check_options(&(struct cuda_options){.fused_attention = true, .matmul_epilogues = true}, "fused, epilogues");
 
   backend_destroy(gpu);
   backend_destroy(cpu);

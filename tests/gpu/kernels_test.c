@@ -878,6 +878,25 @@ static void test_to_bf16(void) {
   free(x);
 }
 
+/* accumulate16 against the float sums worked out here: bf16 widens
+ * exactly, so each sum is one float addition. */
+static void test_accumulate16(void) {
+  enum { NA = 3001 };
+  uint16_t x16[NA];
+  float x[NA], *acc = host_normal(NA, 2.0, 0.0), want[NA], got[NA];
+  bf16_normal(x16, x, NA, 1.0);
+  for (int i = 0; i < NA; i++) want[i] = acc[i] + x[i];
+  float *d_acc = dev_floats(acc, NA);
+  gpu_bf16 *d_x = dev_from(x16, sizeof x16);
+  CUDA_OK(gpu_accumulate16(stream, d_acc, d_x, NA));
+  to_host(got, d_acc, sizeof got);
+  bool same = memcmp(got, want, sizeof got) == 0;
+  printf("%-32s %s\n", "accumulate16", same ? "every float sum" : "FAIL: sums differ");
+  failures += !same;
+  cudaFree(d_acc), cudaFree(d_x);
+  free(acc);
+}
+
 int main(void) {
   char info[256];
   cuda_describe(info, sizeof info);
@@ -899,6 +918,7 @@ int main(void) {
   test_adamw();
   test_generation();
   test_to_bf16();
+  test_accumulate16();
   test_fused_passes();
   test_bf16_passes();
   test_flash();
