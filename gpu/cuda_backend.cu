@@ -34,10 +34,12 @@
  * the LM head's logits [N, V], which the log-softmax's backward
  * overwrites with their gradient, and with fused attention, which reads
  * and writes bf16, qkv [N, 3C] and its gradient. The other matmuls write
- * fp32, and the gradients they read are rounded into scratch first. Every kernel
- * computes in fp32 whatever it reads, as autocast does with LayerNorm and
- * softmax; attention's batched matmuls run in tf32, or in bf16 when
- * fused.
+ * fp32. The residual stream's gradient stays fp32, and LayerNorm's
+ * backward, which adds to it, leaves its bf16 rounding beside it for the
+ * matmuls; other gradients a matmul reads are rounded into scratch
+ * first. Every kernel computes in fp32 whatever it reads, as autocast
+ * does with LayerNorm and softmax; attention's batched matmuls run in
+ * tf32, or in bf16 when fused.
  *
  * The biases of attproj, fc and fcproj are added by the pass after their
  * matmul (the residual add, GELU), to the same bits as a pass of their
@@ -121,6 +123,7 @@ struct cuda_backend {
   gpu_bf16 *logits16; /* the LM head's [logit_rows, V]; act.logits keeps next_logits' [B, V] */
   gpu_bf16 *dfch16;   /* the backward's dfch_gelu, then dfch in its place */
   gpu_bf16 *dqkv16;   /* with fused attention, the backward's dqkv */
+  gpu_bf16 *dx16;     /* the residual stream's gradient, as LayerNorm's backward leaves it */
   gpu_bf16 *memory16; /* all of the bf16 activations, one allocation */
   bool fused; /* fused attention (gpu/attention.h) */
   /* cuBLASLt's epilogues (struct cuda_options): its handle and workspace,
@@ -211,10 +214,12 @@ static bool lt_gemm(struct cuda_backend *b, cublasOperation_t ta, cublasOperatio
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSA, &ta, sizeof ta));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_TRANSB, &tb, sizeof tb));
   CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, &e->kind, sizeof e->kind));
-  if (e->bias) CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &e->bias, sizeof e->bias));
+  if (e->bias)
+    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, &e->bias, sizeof e->bias));
   if (e->aux) {
     int64_t aux_ld = m;
-    CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &e->aux, sizeof e->aux));
+    CUBLAS_CHECK(
+        cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_POINTER, &e->aux, sizeof e->aux));
     CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(desc, CUBLASLT_MATMUL_DESC_EPILOGUE_AUX_LD, &aux_ld, sizeof aux_ld));
   }
   bool an = ta == CUBLAS_OP_N, bn = tb == CUBLAS_OP_N;
@@ -590,9 +595,9 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
                                         b->dvalues, b->act.lnf, tensor(p, b, GPT_HEADW), (int)N, C, b->colsum));
   }
   zero_device(b, b->act.dx, N * C);
-  CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB), b->act.dlnf,
-                                    x_last, tensor(p, b, GPT_LNFW), b->act.lnf_mean, b->act.lnf_rstd, (int)N, C,
-                                    b->colsum));
+  CUDA_CHECK(gpu_layernorm_backward16(b->stream, b->act.dx, b->dx16, tensor(g, b, GPT_LNFW), tensor(g, b, GPT_LNFB),
+                                      b->act.dlnf, x_last, tensor(p, b, GPT_LNFW), b->act.lnf_mean, b->act.lnf_rstd,
+                                      (int)N, C, b->colsum));
   /* b->act.dx is the gradient of the residual stream; a residual add passes it
    * through unchanged to both of its inputs */
   for (int l = L - 1; l >= 0; l--) {
@@ -605,10 +610,11 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
     struct epilogue dgelu = {CUBLASLT_EPILOGUE_DGELU_BGRAD, b->dbias16, a16->fch};
     float *dfcb = tensor(g, b, GPT_FCB) + 4 * c;
     bool through_gelu = matmul_backward(b, {b->act.dfch_gelu, b->dfch16}, false, tensor(g, b, GPT_FCPROJW) + c * 4 * C,
-                                        tensor(g, b, GPT_FCPROJB) + c, {b->act.dx, NULL}, {a->fch_gelu, a16->fch_gelu},
-                                        tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N, 4 * C, C,
-                                        b->dbias16 && (4 * C) % 8 == 0 ? &dgelu : NULL);
-    if (through_gelu) CUDA_CHECK(gpu_accumulate16(b->stream, dfcb, b->dbias16, 4 * (size_t)C));
+                                        tensor(g, b, GPT_FCPROJB) + c, {b->act.dx, b->dx16},
+                                        {a->fch_gelu, a16->fch_gelu}, tensor(p, b, GPT_FCPROJW) + c * 4 * C, (int)N,
+                                        4 * C, C, b->dbias16 && (4 * C) % 8 == 0 ? &dgelu : NULL);
+    if (through_gelu)
+      CUDA_CHECK(gpu_accumulate16(b->stream, dfcb, b->dbias16, 4 * (size_t)C));
     else if (b->dfch16) /* dfch over dfch_gelu */
       CUDA_CHECK(gpu_gelu_backward16(b->stream, b->dfch16, a16->fch, b->dfch16, N * 4 * C));
     else
@@ -616,18 +622,18 @@ static void cuda_backward(struct backend *be, const float *dlogp, const float *d
     matmul_backward(b, {b->act.dln, NULL}, false, tensor(g, b, GPT_FCW) + c * 4 * C, through_gelu ? NULL : dfcb,
                     {b->act.dfch, b->dfch16}, {a->ln2, a16->ln2}, tensor(p, b, GPT_FCW) + c * 4 * C, (int)N, C,
                     4 * C, NULL);
-    CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN2W) + c, tensor(g, b, GPT_LN2B) + c,
-                                      b->act.dln, a->residual2, tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd,
-                                      (int)N, C, b->colsum));
+    CUDA_CHECK(gpu_layernorm_backward16(b->stream, b->act.dx, b->dx16, tensor(g, b, GPT_LN2W) + c,
+                                        tensor(g, b, GPT_LN2B) + c, b->act.dln, a->residual2,
+                                        tensor(p, b, GPT_LN2W) + c, a->ln2_mean, a->ln2_rstd, (int)N, C, b->colsum));
     matmul_backward(b, {b->act.datty, NULL}, false, tensor(g, b, GPT_ATTPROJW) + c * C, tensor(g, b, GPT_ATTPROJB) + c,
-                    {b->act.dx, NULL}, {a->atty, a16->atty}, tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C, NULL);
+                    {b->act.dx, b->dx16}, {a->atty, a16->atty}, tensor(p, b, GPT_ATTPROJW) + c * C, (int)N, C, C, NULL);
     attention_backward(b, {b->act.dqkv, b->dqkv16}, b->act.datty, {a->qkv, a16->qkv}, a->atty, a->att, B, T, C, H);
     matmul_backward(b, {b->act.dln, NULL}, false, tensor(g, b, GPT_QKVW) + c * 3 * C, tensor(g, b, GPT_QKVB) + 3 * c,
                     {b->act.dqkv, b->dqkv16}, {a->ln1, a16->ln1}, tensor(p, b, GPT_QKVW) + c * 3 * C, (int)N, C,
                     3 * C, NULL);
-    CUDA_CHECK(gpu_layernorm_backward(b->stream, b->act.dx, tensor(g, b, GPT_LN1W) + c, tensor(g, b, GPT_LN1B) + c,
-                                      b->act.dln, x, tensor(p, b, GPT_LN1W) + c, a->ln1_mean, a->ln1_rstd, (int)N, C,
-                                      b->colsum));
+    CUDA_CHECK(gpu_layernorm_backward16(b->stream, b->act.dx, b->dx16, tensor(g, b, GPT_LN1W) + c,
+                                        tensor(g, b, GPT_LN1B) + c, b->act.dln, x, tensor(p, b, GPT_LN1W) + c,
+                                        a->ln1_mean, a->ln1_rstd, (int)N, C, b->colsum));
   }
   CUDA_CHECK(
       gpu_encoder_backward(b->stream, tensor(g, b, GPT_WTE), tensor(g, b, GPT_WPE), b->act.dx, b->tokens, B, T, C));
@@ -957,7 +963,7 @@ static gpu_bf16 *piece16(struct layout16 *l, size_t n) {
 
 /* bf16's activations: struct layer16 for the layers the activations keep,
  * lnf's, the LM head's LOGIT_ROWS rows of logits, and with training the
- * MLP's gradient and fused attention's dqkv. */
+ * MLP's gradient, fused attention's dqkv and the residual gradient. */
 static void lay_out_memory16(struct cuda_backend *b, struct layout16 *l, size_t logit_rows) {
   const struct backend_spec *spec = &b->base.spec;
   size_t L = (size_t)spec->cfg.layers, kept = spec->train ? L : (L ? 1 : 0);
@@ -979,6 +985,7 @@ static void lay_out_memory16(struct cuda_backend *b, struct layout16 *l, size_t 
   b->logits16 = piece16(l, logit_rows * (size_t)spec->cfg.vocab);
   b->dfch16 = spec->train ? piece16(l, 4 * NC) : NULL;
   b->dqkv16 = spec->train && b->fused ? piece16(l, 3 * NC) : NULL;
+  b->dx16 = spec->train ? piece16(l, NC) : NULL;
 }
 
 /* The bf16 activations (lay_out_memory16); false with the reason in ERR. */

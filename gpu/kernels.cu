@@ -57,17 +57,6 @@ __device__ static double block_sum_double(double x, double *shared) {
   return x;
 }
 
-__device__ static float block_max(float x, float *shared) {
-  int lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
-  x = warp_max(x);
-  if (lane == 0) shared[warp] = x;
-  __syncthreads();
-  x = lane < BLOCK / WARP ? shared[lane] : -INFINITY;
-  x = warp_max(x);
-  __syncthreads();
-  return x;
-}
-
 /* The rows [*lo, *hi) of part blockIdx.y of N rows. */
 __device__ static void column_part_rows(int N, int *lo, int *hi) {
   int chunk = (N + GPU_COLUMN_PARTS - 1) / GPU_COLUMN_PARTS;
@@ -207,9 +196,11 @@ __global__ static void layernorm_forward_kernel(float *out, __nv_bfloat16 *out16
 }
 
 /* dinp, one warp per row: the normalised row's gradient minus its
- * projections on the mean and on the normalised row, as on the CPU. */
-__global__ static void layernorm_backward_dinp_kernel(float *dinp, const float *dout, const float *inp, const float *w,
-                                                      const float *mean, const float *rstd, int N, int C) {
+ * projections on the mean and on the normalised row, as on the CPU; and
+ * the sum's bf16 rounding in dinp16 when it is not NULL. */
+__global__ static void layernorm_backward_dinp_kernel(float *dinp, __nv_bfloat16 *dinp16, const float *dout,
+                                                      const float *inp, const float *w, const float *mean,
+                                                      const float *rstd, int N, int C) {
   int n = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
   int lane = threadIdx.x % WARP;
   if (n >= N) return;
@@ -225,10 +216,12 @@ __global__ static void layernorm_backward_dinp_kernel(float *dinp, const float *
   }
   dnorm_mean = warp_sum(dnorm_mean) / (float)C;
   dnorm_norm_mean = warp_sum(dnorm_norm_mean) / (float)C;
-  float *di = dinp + (size_t)n * C;
+  size_t row = (size_t)n * C;
   for (int c = lane; c < C; c += WARP) {
     float norm = (x[c] - m) * s;
-    di[c] += (d[c] * w[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
+    float di = dinp[row + c] + (d[c] * w[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
+    dinp[row + c] = di;
+    if (dinp16) dinp16[row + c] = __float2bfloat16_rn(di);
   }
 }
 
@@ -267,14 +260,14 @@ extern "C" int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, floa
   return gpu_layernorm_forward16(s, out, NULL, mean, rstd, inp, w, b, N, C);
 }
 
-extern "C" int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout,
-                                      const float *inp, const float *w, const float *mean, const float *rstd, int N,
-                                      int C, double *scratch) {
-  /* dinp [N, C], dw [C], db [C], dout [N, C], inp [N, C], w [C], mean [N], rstd [N] */
+extern "C" int gpu_layernorm_backward16(gpu_stream s, float *dinp, gpu_bf16 *dinp16, float *dw, float *db,
+                                        const float *dout, const float *inp, const float *w, const float *mean,
+                                        const float *rstd, int N, int C, double *scratch) {
+  /* dinp [N, C], dinp16 [N, C], dw [C], db [C], dout [N, C], inp [N, C], w [C], mean [N], rstd [N] */
   if (N == 0 || C == 0) return 0;
   cudaStream_t st = as_stream(s);
-  layernorm_backward_dinp_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, st>>>(dinp, dout, inp, w, mean,
-                                                                                        rstd, N, C);
+  layernorm_backward_dinp_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, st>>>(
+      dinp, (__nv_bfloat16 *)dinp16, dout, inp, w, mean, rstd, N, C);
   cudaError_t err = cudaGetLastError();
   if (err != cudaSuccess) return (int)err;
   double *dw_parts = scratch, *db_parts = scratch + (size_t)GPU_COLUMN_PARTS * C;
@@ -283,6 +276,12 @@ extern "C" int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, floa
   if ((err = cudaGetLastError()) != cudaSuccess) return (int)err;
   if ((err = column_parts_total(st, dw, dw_parts, C)) != cudaSuccess) return (int)err;
   return (int)column_parts_total(st, db, db_parts, C);
+}
+
+extern "C" int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout,
+                                      const float *inp, const float *w, const float *mean, const float *rstd, int N,
+                                      int C, double *scratch) {
+  return gpu_layernorm_backward16(s, dinp, NULL, dw, db, dout, inp, w, mean, rstd, N, C, scratch);
 }
 
 /* ------------------------------------------------------------------------
@@ -539,28 +538,64 @@ extern "C" int gpu_bias_backward16(gpu_stream s, float *dbias, const gpu_bf16 *d
 /* ------------------------------------------------------------------------
  * Log-softmax and the target gather of the LM head
  *
- * One block per row of logits. The maximum is subtracted before the
- * exponentials (no overflow), and their sum is kept in double, as on the
- * CPU, so that V small terms are not lost; logp = (l[target] - max) -
- * log(sum), without rounding lse to float in between. */
+ * One block per row of logits, read once: each thread keeps the largest
+ * logit m it has seen and the sum s of exp(l - m) over them, rescaling s
+ * when m grows (the online softmax), so that no exponential overflows;
+ * then the block merges the threads' (m, s) pairs in a fixed tree. A
+ * second pass for the sum would read a row of a fifty-thousand-word
+ * vocabulary again, from memory rather than the L2 cache once a thousand
+ * rows are in flight. The sums are kept in double, as on the CPU, so that
+ * V small terms are not lost; logp = (l[target] - m) - log(s), without
+ * rounding lse to float in between. */
+
+/* (m, s) and (m2, s2) as one pair over both sets; an empty set is (-inf,
+ * 0). Symmetric to the bit, so both lanes of a butterfly get the same. */
+__device__ static inline void softmax_merge(float *m, double *s, float m2, double s2) {
+  float mx = fmaxf(*m, m2);
+  double a = *m == -INFINITY ? 0.0 : *s * (double)expf(*m - mx);
+  double b = m2 == -INFINITY ? 0.0 : s2 * (double)expf(m2 - mx);
+  *m = mx;
+  *s = a + b;
+}
+
+__device__ static inline void warp_softmax_merge(float *m, double *s) {
+  for (int o = WARP / 2; o > 0; o /= 2) {
+    float m2 = __shfl_xor_sync(0xffffffffu, *m, o);
+    double s2 = __shfl_xor_sync(0xffffffffu, *s, o);
+    softmax_merge(m, s, m2, s2);
+  }
+}
 
 template <typename T>
 __global__ static void logprob_forward_kernel(float *logp, float *lse, const T *logits, const int32_t *targets, int V) {
   __shared__ float smax[BLOCK / WARP];
   __shared__ double ssum[BLOCK / WARP];
-  int r = blockIdx.x;
+  int r = blockIdx.x, lane = threadIdx.x % WARP, warp = threadIdx.x / WARP;
   const T *l = logits + (size_t)r * V;
-  float mx = -INFINITY;
-  for (int v = threadIdx.x; v < V; v += BLOCK) mx = fmaxf(mx, load(l, v));
-  mx = block_max(mx, smax);
+  float m = -INFINITY;
   double sum = 0.0;
-  for (int v = threadIdx.x; v < V; v += BLOCK) sum += (double)expf(load(l, v) - mx);
-  sum = block_sum_double(sum, ssum);
-  if (threadIdx.x == 0) {
-    double log_sum = log(sum);
-    lse[r] = (float)((double)mx + log_sum);
-    int32_t target = targets[r];
-    logp[r] = target < 0 ? 0.0f : (float)((double)(load(l, target) - mx) - log_sum);
+  for (int v = threadIdx.x; v < V; v += BLOCK) {
+    float x = load(l, v);
+    if (x > m) {
+      sum = (m == -INFINITY ? 0.0 : sum * (double)expf(m - x)) + 1.0;
+      m = x;
+    } else {
+      sum += (double)expf(x - m);
+    }
+  }
+  warp_softmax_merge(&m, &sum);
+  if (lane == 0) smax[warp] = m, ssum[warp] = sum;
+  __syncthreads();
+  if (warp == 0) {
+    m = lane < BLOCK / WARP ? smax[lane] : -INFINITY;
+    sum = lane < BLOCK / WARP ? ssum[lane] : 0.0;
+    warp_softmax_merge(&m, &sum);
+    if (lane == 0) {
+      double log_sum = log(sum);
+      lse[r] = (float)((double)m + log_sum);
+      int32_t target = targets[r];
+      logp[r] = target < 0 ? 0.0f : (float)((double)(load(l, target) - m) - log_sum);
+    }
   }
 }
 

@@ -43,6 +43,12 @@ int gpu_layernorm_forward16(gpu_stream s, float *out, gpu_bf16 *out16, float *me
                             const float *w, const float *b, int N, int C);
 int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout, const float *inp,
                            const float *w, const float *mean, const float *rstd, int N, int C, double *scratch);
+/* The same, writing the bf16 rounding of the sum dinp into dinp16 too
+ * (when not NULL): the residual stream's gradient, which the next
+ * backward matmul reads in bf16. */
+int gpu_layernorm_backward16(gpu_stream s, float *dinp, gpu_bf16 *dinp16, float *dw, float *db, const float *dout,
+                             const float *inp, const float *w, const float *mean, const float *rstd, int N, int C,
+                             double *scratch);
 
 /* Causal attention's softmax over preatt [B, H, T, T] (the unscaled q k^T
  * that cuBLAS computed): att = softmax(scale * preatt) over keys <= query,

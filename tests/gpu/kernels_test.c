@@ -657,8 +657,8 @@ static void compare_rounding(const char *name, const gpu_bf16 *d_got, const floa
 }
 
 /* The passes that do two things at once, against the two done apart:
- * LayerNorm with its bf16 copy, bias + GELU, the GELU backward that
- * overwrites, the residual with a bias. */
+ * LayerNorm with its bf16 copy (forward and backward), bias + GELU, the
+ * GELU backward that overwrites, the residual with a bias. */
 static void test_fused_passes(void) {
   size_t nc = (size_t)N * C;
   float *inp = host_normal(nc, 2.0, 0.5), *w = host_normal(C, 0.5, 1.0), *b = host_normal(C, 0.5, 0.0);
@@ -672,6 +672,24 @@ static void test_fused_passes(void) {
   CUDA_OK(cudaMemset(d_out16, 0xff, nc * sizeof *d_out16));
   CUDA_OK(gpu_layernorm_forward16(stream, NULL, d_out16, d_mean, d_rstd, d_inp, d_w, d_b, N, C));
   compare_rounding("layernorm_forward16 out16 alone", d_out16, g_out, nc);
+  /* the backward's bf16 copy of the sum it leaves in dinp */
+  {
+    float *dout = host_normal(nc, 1.0, 0.0), *dinp0 = host_normal(nc, 1.0, 0.0);
+    float *d_dout = dev_floats(dout, nc), *d_dinp = dev_floats(dinp0, nc), *d_dinp_ref = dev_floats(dinp0, nc);
+    float *d_dw = dev_floats(w, C), *d_db = dev_floats(b, C);
+    CUDA_OK(gpu_layernorm_backward(stream, d_dinp_ref, d_dw, d_db, d_dout, d_inp, d_w, d_mean, d_rstd, N, C,
+                                   d_scratch));
+    CUDA_OK(gpu_layernorm_backward16(stream, d_dinp, d_out16, d_dw, d_db, d_dout, d_inp, d_w, d_mean, d_rstd, N, C,
+                                     d_scratch));
+    float *g_ref = host_from_dev(d_dinp_ref, nc), *g_dinp = host_from_dev(d_dinp, nc);
+    bool same = memcmp(g_dinp, g_ref, nc * sizeof *g_dinp) == 0;
+    printf("%-32s %s\n", "layernorm_backward16 dinp",
+           same ? "the fp32 kernel's bits" : "FAIL: not the fp32 kernel's bits");
+    failures += !same;
+    compare_rounding("layernorm_backward16 dinp16", d_out16, g_dinp, nc);
+    cudaFree(d_dout), cudaFree(d_dinp), cudaFree(d_dinp_ref), cudaFree(d_dw), cudaFree(d_db);
+    free(dout), free(dinp0), free(g_ref), free(g_dinp);
+  }
 
   enum { OC = 4 * C };
   size_t n = (size_t)N * OC;
