@@ -483,6 +483,47 @@ static void lm_head_rows(struct cuda_backend *b, size_t r, int rows) {
     CUDA_CHECK(gpu_logprob_forward(b->stream, b->logp + r, b->act.lse + r, b->act.logits, b->targets + r, rows, V));
 }
 
+/* A LayerNorm's outputs, fp32 and bf16 (either may be NULL: an fp32 one
+ * only matmuls read, in bf16; a bf16 one outside bf16), its statistics
+ * and its weights. */
+struct norm {
+  float *out;
+  gpu_bf16 *out16;
+  float *mean, *rstd;
+  const float *w, *b;
+};
+
+/* The LayerNorm that opens layer l's attention; for l = L, the final one,
+ * in fp32 as well: the scalar head reads it. */
+static struct norm attention_norm(struct cuda_backend *b, int l) {
+  float *p = b->params;
+  int C = b->base.spec.cfg.width;
+  if (l == b->base.spec.cfg.layers)
+    return {b->act.lnf, b->lnf16, b->act.lnf_mean, b->act.lnf_rstd, tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB)};
+  struct layer_acts *a = &b->act.layers[l];
+  const struct layer16 *a16 = b->layers16 ? &b->layers16[l] : &no16;
+  size_t c = (size_t)l * C;
+  return {a16->ln1 ? NULL : a->ln1, a16->ln1, a->ln1_mean, a->ln1_rstd, tensor(p, b, GPT_LN1W) + c,
+          tensor(p, b, GPT_LN1B) + c};
+}
+
+/* The LayerNorm that opens layer l's MLP. */
+static struct norm mlp_norm(struct cuda_backend *b, int l) {
+  float *p = b->params;
+  struct layer_acts *a = &b->act.layers[l];
+  const struct layer16 *a16 = b->layers16 ? &b->layers16[l] : &no16;
+  size_t c = (size_t)l * b->base.spec.cfg.width;
+  return {a16->ln2 ? NULL : a->ln2, a16->ln2, a->ln2_mean, a->ln2_rstd, tensor(p, b, GPT_LN2W) + c,
+          tensor(p, b, GPT_LN2B) + c};
+}
+
+/* RES = x + (y + bias), and NORM of it, in one pass. */
+static void residual_norm(struct cuda_backend *b, float *res, const float *x, const float *y, const float *bias,
+                          const struct norm *n, int N) {
+  CUDA_CHECK(gpu_residual_layernorm_forward16(b->stream, res, x, y, bias, n->out, n->out16, n->mean, n->rstd, n->w,
+                                              n->b, N, b->base.spec.cfg.width));
+}
+
 /* The LM head is skipped without TARGETS or LOGP (a reward model, or
  * next_logits, which wants the logits of a few rows only). */
 static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_t *targets, int B, int T, float *logp,
@@ -505,25 +546,25 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
   CUDA_CHECK(
       gpu_encoder_forward(b->stream, b->act.encoded, b->tokens, tensor(p, b, GPT_WTE), tensor(p, b, GPT_WPE), B, T, C));
   const float *x = b->act.encoded;
-  /* the biases of attproj, fc and fcproj are added by the pass after their
-   * matmul (the residual, GELU), to the bits a pass of their own gives */
+  /* every LayerNorm but the first runs in the pass of the residual before
+   * it, and the biases of attproj, fc and fcproj are added by the pass
+   * after their matmul (the residual, GELU), to the bits of passes of
+   * their own */
+  struct norm first = attention_norm(b, 0);
+  CUDA_CHECK(gpu_layernorm_forward16(b->stream, first.out, first.out16, first.mean, first.rstd, x, first.w, first.b,
+                                     (int)N, C));
   for (int l = 0; l < L; l++) {
     struct layer_acts *a = &b->act.layers[l];
     const struct layer16 *a16 = b->layers16 ? &b->layers16[l] : &no16;
     size_t c = (size_t)l * C;
-    CUDA_CHECK(gpu_layernorm_forward16(b->stream, a16->ln1 ? NULL : a->ln1, a16->ln1, a->ln1_mean, a->ln1_rstd, x,
-                                       tensor(p, b, GPT_LN1W) + c, tensor(p, b, GPT_LN1B) + c, (int)N, C));
     matmul_forward(b, {a->qkv, a16->qkv}, {a->ln1, a16->ln1}, tensor(p, b, GPT_QKVW) + c * 3 * C,
                    tensor(p, b, GPT_QKVB) + 3 * c, (int)N, C, 3 * C);
     attention_forward(b, a->atty, a->att, {a->qkv, a16->qkv}, B, T, C, H);
     if (a16->atty) rounded(b, a16->atty, a->atty, N * C); /* fp32 kept too: attention's backward reads it */
     matmul_forward(b, {a->attproj, NULL}, {a->atty, a16->atty}, tensor(p, b, GPT_ATTPROJW) + c * C, NULL, (int)N, C,
                    C);
-    CUDA_CHECK(gpu_residual_bias_forward(b->stream, a->residual2, x, a->attproj, tensor(p, b, GPT_ATTPROJB) + c,
-                                         (int)N, C));
-    CUDA_CHECK(gpu_layernorm_forward16(b->stream, a16->ln2 ? NULL : a->ln2, a16->ln2, a->ln2_mean, a->ln2_rstd,
-                                       a->residual2, tensor(p, b, GPT_LN2W) + c, tensor(p, b, GPT_LN2B) + c, (int)N,
-                                       C));
+    struct norm ln2 = mlp_norm(b, l);
+    residual_norm(b, a->residual2, x, a->attproj, tensor(p, b, GPT_ATTPROJB) + c, &ln2, (int)N);
     const float *fcw = tensor(p, b, GPT_FCW) + c * 4 * C, *fcb = tensor(p, b, GPT_FCB) + 4 * c;
     if (!fc_gelu_epilogue(b, a16->fch_gelu, a16->fch, a16->ln2, fcw, fcb, (int)N, C, 4 * C)) {
       matmul_forward(b, {a->fch, a16->fch}, {a->ln2, a16->ln2}, fcw, NULL, (int)N, C, 4 * C);
@@ -532,13 +573,10 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
     }
     matmul_forward(b, {a->fcproj, NULL}, {a->fch_gelu, a16->fch_gelu}, tensor(p, b, GPT_FCPROJW) + c * 4 * C, NULL,
                    (int)N, 4 * C, C);
-    CUDA_CHECK(gpu_residual_bias_forward(b->stream, a->residual3, a->residual2, a->fcproj,
-                                         tensor(p, b, GPT_FCPROJB) + c, (int)N, C));
+    struct norm next = attention_norm(b, l + 1); /* the next layer's, or the final one */
+    residual_norm(b, a->residual3, a->residual2, a->fcproj, tensor(p, b, GPT_FCPROJB) + c, &next, (int)N);
     x = a->residual3;
   }
-  /* lnf in fp32 as well: the scalar head reads it */
-  CUDA_CHECK(gpu_layernorm_forward16(b->stream, b->act.lnf, b->lnf16, b->act.lnf_mean, b->act.lnf_rstd, x,
-                                     tensor(p, b, GPT_LNFW), tensor(p, b, GPT_LNFB), (int)N, C));
   if (values && cfg->head) {
     CUDA_CHECK(gpu_scalar_head_forward(b->stream, b->values, b->act.lnf, tensor(p, b, GPT_HEADW),
                                        tensor(p, b, GPT_HEADB), (int)N, C));

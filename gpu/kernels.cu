@@ -165,16 +165,12 @@ extern "C" int gpu_encoder_backward(gpu_stream s, float *dwte, float *dwpe, cons
 
 #define LN_EPS 1e-5f
 
-/* One warp per row. Two passes, mean then the variance of the centred
+/* Row n, x, by the warp, whose lanes have summed their columns (c = lane,
+ * lane + 32, ...) into SUM: the mean, then the variance of the centred
  * values, as on the CPU (E[x^2] - E[x]^2 would cancel). */
-__global__ static void layernorm_forward_kernel(float *out, __nv_bfloat16 *out16, float *mean, float *rstd,
-                                                const float *inp, const float *w, const float *b, int N, int C) {
-  int n = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+__device__ static void layernorm_row(float *out, __nv_bfloat16 *out16, float *mean, float *rstd, const float *x,
+                                     const float *w, const float *b, int n, int C, float sum) {
   int lane = threadIdx.x % WARP;
-  if (n >= N) return;
-  const float *x = inp + (size_t)n * C;
-  float sum = 0.0f;
-  for (int c = lane; c < C; c += WARP) sum += x[c];
   float m = warp_sum(sum) / (float)C;
   float var = 0.0f;
   for (int c = lane; c < C; c += WARP) {
@@ -193,6 +189,35 @@ __global__ static void layernorm_forward_kernel(float *out, __nv_bfloat16 *out16
     mean[n] = m;
     rstd[n] = s;
   }
+}
+
+/* One warp per row. */
+__global__ static void layernorm_forward_kernel(float *out, __nv_bfloat16 *out16, float *mean, float *rstd,
+                                                const float *inp, const float *w, const float *b, int N, int C) {
+  int n = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+  if (n >= N) return;
+  const float *x = inp + (size_t)n * C;
+  float sum = 0.0f;
+  for (int c = threadIdx.x % WARP; c < C; c += WARP) sum += x[c];
+  layernorm_row(out, out16, mean, rstd, x, w, b, n, C, sum);
+}
+
+/* One warp per row: the residual's row, then its LayerNorm, which reads
+ * back what its own lanes wrote. */
+__global__ static void residual_layernorm_forward_kernel(float *res, const float *a, const float *r, const float *bias,
+                                                         float *out, __nv_bfloat16 *out16, float *mean, float *rstd,
+                                                         const float *w, const float *b, int N, int C) {
+  int n = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+  int lane = threadIdx.x % WARP;
+  if (n >= N) return;
+  size_t row = (size_t)n * C;
+  float sum = 0.0f;
+  for (int c = lane; c < C; c += WARP) {
+    float y = a[row + c] + (r[row + c] + bias[c]);
+    res[row + c] = y;
+    sum += y;
+  }
+  layernorm_row(out, out16, mean, rstd, res + row, w, b, n, C, sum);
 }
 
 /* dinp, one warp per row: the normalised row's gradient minus its
@@ -258,6 +283,15 @@ extern "C" int gpu_layernorm_forward16(gpu_stream s, float *out, gpu_bf16 *out16
 extern "C" int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, float *rstd, const float *inp,
                                      const float *w, const float *b, int N, int C) {
   return gpu_layernorm_forward16(s, out, NULL, mean, rstd, inp, w, b, N, C);
+}
+
+extern "C" int gpu_residual_layernorm_forward16(gpu_stream s, float *res, const float *a, const float *r,
+                                                const float *bias, float *out, gpu_bf16 *out16, float *mean,
+                                                float *rstd, const float *w, const float *b, int N, int C) {
+  if (N == 0 || C == 0) return 0;
+  residual_layernorm_forward_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, as_stream(s)>>>(
+      res, a, r, bias, out, (__nv_bfloat16 *)out16, mean, rstd, w, b, N, C);
+  return (int)cudaGetLastError();
 }
 
 extern "C" int gpu_layernorm_backward16(gpu_stream s, float *dinp, gpu_bf16 *dinp16, float *dw, float *db,

@@ -41,6 +41,13 @@ int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, float *rstd, co
  * not NULL): the input of a matmul that reads bf16 needs no other pass. */
 int gpu_layernorm_forward16(gpu_stream s, float *out, gpu_bf16 *out16, float *mean, float *rstd, const float *inp,
                             const float *w, const float *b, int N, int C);
+/* res [N, C] = a + (r + bias [C]), as gpu_residual_bias_forward, then the
+ * LayerNorm of res as gpu_layernorm_forward16 (out, out16, mean, rstd
+ * with w and b): a residual add and the LayerNorm after it in one pass
+ * over each row, to the bits of the two. */
+int gpu_residual_layernorm_forward16(gpu_stream s, float *res, const float *a, const float *r, const float *bias,
+                                     float *out, gpu_bf16 *out16, float *mean, float *rstd, const float *w,
+                                     const float *b, int N, int C);
 int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout, const float *inp,
                            const float *w, const float *mean, const float *rstd, int N, int C, double *scratch);
 /* The same, writing the bf16 rounding of the sum dinp into dinp16 too
