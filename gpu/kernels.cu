@@ -490,28 +490,14 @@ extern "C" int gpu_gelu_backward16(gpu_stream s, gpu_bf16 *dinp, const gpu_bf16 
  * Residual connection (no backward kernel: the gradient reaches both inputs
  * unchanged) */
 
-/* out = a + (b + bias): with a bias, bias_forward on b and then the
- * residual, to the same bits, in one pass (b is left as it was). */
-__global__ static void residual_forward_kernel(float *out, const float *a, const float *b, const float *bias,
-                                               size_t n, int C) {
+__global__ static void residual_forward_kernel(float *out, const float *a, const float *b, size_t n) {
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  float y = b[i];
-  if (bias) y += bias[i % C];
-  out[i] = a[i] + y;
+  if (i < n) out[i] = a[i] + b[i];
 }
 
 extern "C" int gpu_residual_forward(gpu_stream s, float *out, const float *a, const float *b, size_t n) {
   if (n == 0) return 0;
-  residual_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, a, b, NULL, n, 1);
-  return (int)cudaGetLastError();
-}
-
-extern "C" int gpu_residual_bias_forward(gpu_stream s, float *out, const float *a, const float *b, const float *bias,
-                                         int N, int C) {
-  size_t n = (size_t)N * C;
-  if (n == 0) return 0;
-  residual_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, a, b, bias, n, C);
+  residual_forward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(out, a, b, n);
   return (int)cudaGetLastError();
 }
 

@@ -41,10 +41,11 @@ int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, float *rstd, co
  * not NULL): the input of a matmul that reads bf16 needs no other pass. */
 int gpu_layernorm_forward16(gpu_stream s, float *out, gpu_bf16 *out16, float *mean, float *rstd, const float *inp,
                             const float *w, const float *b, int N, int C);
-/* res [N, C] = a + (r + bias [C]), as gpu_residual_bias_forward, then the
+/* res [N, C] = a + (r + bias [C]): the residual with the bias of the
+ * matmul that made r, to the bits of adding the bias first; then the
  * LayerNorm of res as gpu_layernorm_forward16 (out, out16, mean, rstd
- * with w and b): a residual add and the LayerNorm after it in one pass
- * over each row, to the bits of the two. */
+ * with w and b), to its bits: a residual add and the LayerNorm after it
+ * in one pass over each row. */
 int gpu_residual_layernorm_forward16(gpu_stream s, float *res, const float *a, const float *r, const float *bias,
                                      float *out, gpu_bf16 *out16, float *mean, float *rstd, const float *w,
                                      const float *b, int N, int C);
@@ -81,10 +82,6 @@ int gpu_gelu_backward_into(gpu_stream s, float *dinp, const float *inp, const fl
 int gpu_gelu_backward16(gpu_stream s, gpu_bf16 *dinp, const gpu_bf16 *inp, const gpu_bf16 *dout, size_t n);
 
 int gpu_residual_forward(gpu_stream s, float *out, const float *a, const float *b, size_t n);
-/* out [N, C] = a + (b + bias [C]), bias_forward on b and the residual to
- * the same bits in one pass; b is left as it was. */
-int gpu_residual_bias_forward(gpu_stream s, float *out, const float *a, const float *b, const float *bias, int N,
-                              int C);
 
 /* Adds the bias [OC] to every row of out [N, OC]; and dbias += the column
  * sums of dout [N, OC]. */
