@@ -132,7 +132,7 @@ struct cuda_backend {
   cublasLtHandle_t lt;
   void *lt_workspace;
   gpu_bf16 *dbias16;
-  double *colsum; /* the backward's column sums' parts: GPU_COLUMN_PARTS x 4C */
+  double *colsum; /* the backward's column sums' parts (gpu/kernels.h) */
   struct gen_state gen; /* all NULL without generation rows */
 };
 
@@ -1170,8 +1170,11 @@ extern "C" struct backend *cuda_backend_create_with(const struct backend_spec *s
     ok = device_alloc(&b->lt_workspace, LT_WORKSPACE_BYTES, "cuBLASLt workspace", err, err_size) &&
          (!spec->train ||
           device_alloc((void **)&b->dbias16, 4 * C * sizeof(gpu_bf16), "bias gradient", err, err_size));
+  /* the column sums' parts: the biases' (up to 4C columns), LayerNorm's (2C) */
+  size_t parts = GPU_COLUMN_PARTS * 4 * C > GPU_LAYERNORM_PARTS * 2 * C ? GPU_COLUMN_PARTS * 4 * C
+                                                                        : GPU_LAYERNORM_PARTS * 2 * C;
   if (ok && spec->train)
-    ok = device_alloc((void **)&b->colsum, GPU_COLUMN_PARTS * 4 * C * sizeof(double), "gradient sums", err, err_size);
+    ok = device_alloc((void **)&b->colsum, parts * sizeof(double), "gradient sums", err, err_size);
   if (ok && spec->gen_rows > 0) ok = gen_allocate(b, err, err_size);
   if (!ok) {
     cuda_destroy(&b->base);

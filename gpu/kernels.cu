@@ -12,8 +12,9 @@
  * here, never on the device or the scheduling: the same inputs give the
  * same bits on every run.
  *
- * Sums over rows (bias, LayerNorm weight and scalar-head gradients) take
- * two passes. In the first, the rows are cut into GPU_COLUMN_PARTS fixed
+ * Sums over rows (bias and scalar-head gradients; LayerNorm's, where its
+ * rows are too wide for its own partial sums in shared memory) take two
+ * passes. In the first, the rows are cut into GPU_COLUMN_PARTS fixed
  * ranges, and block (x, p) owns 32 adjacent columns (coalesced reads of a
  * row) of range p: its 8 thread rows take every 8th row of the range, in
  * double like the CPU's, and add their 8 sums in a fixed order into the
@@ -220,15 +221,15 @@ __global__ static void residual_layernorm_forward_kernel(float *res, const float
   layernorm_row(out, out16, mean, rstd, res + row, w, b, n, C, sum);
 }
 
-/* dinp, one warp per row: the normalised row's gradient minus its
- * projections on the mean and on the normalised row, as on the CPU; and
- * the sum's bf16 rounding in dinp16 when it is not NULL. */
-__global__ static void layernorm_backward_dinp_kernel(float *dinp, __nv_bfloat16 *dinp16, const float *dout,
-                                                      const float *inp, const float *w, const float *mean,
-                                                      const float *rstd, int N, int C) {
-  int n = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+/* Row n's dinp by the warp: the normalised row's gradient minus its
+ * projections on the mean and on the normalised row, as on the CPU; the
+ * sum's bf16 rounding in dinp16 when it is not NULL; and, when ACC is not
+ * NULL, each column's dout * norm added into acc[c] and dout into acc[C +
+ * c] (the lane's own columns: no other lane touches them). */
+__device__ static void layernorm_backward_row(float *dinp, __nv_bfloat16 *dinp16, float *acc, const float *dout,
+                                              const float *inp, const float *w, const float *mean, const float *rstd,
+                                              int n, int C) {
   int lane = threadIdx.x % WARP;
-  if (n >= N) return;
   const float *x = inp + (size_t)n * C;
   const float *d = dout + (size_t)n * C;
   float m = mean[n], s = rstd[n];
@@ -247,7 +248,62 @@ __global__ static void layernorm_backward_dinp_kernel(float *dinp, __nv_bfloat16
     float di = dinp[row + c] + (d[c] * w[c] - dnorm_mean - norm * dnorm_norm_mean) * s;
     dinp[row + c] = di;
     if (dinp16) dinp16[row + c] = __float2bfloat16_rn(di);
+    if (acc) {
+      acc[c] += d[c] * norm;
+      acc[C + c] += d[c];
+    }
   }
+}
+
+/* dinp alone, one warp per row; dw and db come from the column sums of
+ * layernorm_backward_dwdb_kernel. */
+__global__ static void layernorm_backward_dinp_kernel(float *dinp, __nv_bfloat16 *dinp16, const float *dout,
+                                                      const float *inp, const float *w, const float *mean,
+                                                      const float *rstd, int N, int C) {
+  int n = blockIdx.x * (blockDim.x / WARP) + threadIdx.x / WARP;
+  if (n < N) layernorm_backward_row(dinp, dinp16, NULL, dout, inp, w, mean, rstd, n, C);
+}
+
+/* layernorm_backward_kernel's warps, and the most shared memory it takes
+ * for their sums (8 bytes a column a warp): up to a width of 3072, on any
+ * device from sm_80 on, so that which path runs, and so the bits, never
+ * depends on the device. */
+#define LN_WARPS 4
+#define LN_SMEM_MAX (96 * 1024)
+
+/* dinp, and the partial sums of dw and db over the rows of part
+ * blockIdx.x of GPU_LAYERNORM_PARTS, reading the rows once: each warp takes
+ * every LN_WARPS-th row of the part and sums its columns' terms in its own
+ * [2C] floats of shared memory; then the warps' sums are added in order,
+ * in double, into parts[p][c] (dw) and parts[p][C + c] (db). */
+__global__ static void layernorm_backward_kernel(float *dinp, __nv_bfloat16 *dinp16, double *parts,
+                                                 const float *dout, const float *inp, const float *w,
+                                                 const float *mean, const float *rstd, int N, int C) {
+  extern __shared__ float acc[]; /* [LN_WARPS][2C] */
+  int warp = threadIdx.x / WARP, lane = threadIdx.x % WARP;
+  float *mine = acc + (size_t)warp * 2 * C;
+  for (int c = lane; c < C; c += WARP) mine[c] = mine[C + c] = 0.0f; /* the lane's own, as it adds to them */
+  int chunk = (N + GPU_LAYERNORM_PARTS - 1) / GPU_LAYERNORM_PARTS;
+  int lo = min(N, (int)blockIdx.x * chunk), hi = min(N, lo + chunk);
+  for (int n = lo + warp; n < hi; n += LN_WARPS)
+    layernorm_backward_row(dinp, dinp16, mine, dout, inp, w, mean, rstd, n, C);
+  __syncthreads();
+  for (int c = threadIdx.x; c < 2 * C; c += LN_WARPS * WARP) {
+    double sum = 0.0;
+    for (int k = 0; k < LN_WARPS; k++) sum += acc[(size_t)k * 2 * C + c];
+    parts[(size_t)blockIdx.x * 2 * C + c] = sum;
+  }
+}
+
+/* dw[c] += the GPU_LAYERNORM_PARTS parts of column c, db[c] those of
+ * column C + c, in order. */
+__global__ static void layernorm_parts_total_kernel(float *dw, float *db, const double *parts, int C) {
+  int c = blockIdx.x * blockDim.x + threadIdx.x;
+  if (c >= 2 * C) return;
+  double total = 0.0;
+  for (int p = 0; p < GPU_LAYERNORM_PARTS; p++) total += parts[(size_t)p * 2 * C + c];
+  if (c < C) dw[c] += (float)total;
+  else db[c - C] += (float)total;
 }
 
 /* dw's and db's parts: a column-sum block (see the top). */
@@ -294,16 +350,35 @@ extern "C" int gpu_residual_layernorm_forward16(gpu_stream s, float *res, const 
   return (int)cudaGetLastError();
 }
 
+/* The shared memory layernorm_backward_kernel needs for width C: 0 over
+ * LN_SMEM_MAX, where dw and db are left to the column sums of a second
+ * read. */
+static size_t layernorm_backward_smem(int C) {
+  size_t bytes = (size_t)LN_WARPS * 2 * C * sizeof(float);
+  return bytes <= LN_SMEM_MAX ? bytes : 0;
+}
+
 extern "C" int gpu_layernorm_backward16(gpu_stream s, float *dinp, gpu_bf16 *dinp16, float *dw, float *db,
                                         const float *dout, const float *inp, const float *w, const float *mean,
                                         const float *rstd, int N, int C, double *scratch) {
   /* dinp [N, C], dinp16 [N, C], dw [C], db [C], dout [N, C], inp [N, C], w [C], mean [N], rstd [N] */
   if (N == 0 || C == 0) return 0;
   cudaStream_t st = as_stream(s);
+  cudaError_t err;
+  size_t smem = layernorm_backward_smem(C);
+  if (smem) {
+    err = cudaFuncSetAttribute(layernorm_backward_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, (int)smem);
+    if (err != cudaSuccess) return (int)err;
+    layernorm_backward_kernel<<<GPU_LAYERNORM_PARTS, LN_WARPS * WARP, smem, st>>>(dinp, (__nv_bfloat16 *)dinp16,
+                                                                                   scratch, dout, inp, w, mean, rstd,
+                                                                                   N, C);
+    if ((err = cudaGetLastError()) != cudaSuccess) return (int)err;
+    layernorm_parts_total_kernel<<<blocks_for(2 * (size_t)C, BLOCK), BLOCK, 0, st>>>(dw, db, scratch, C);
+    return (int)cudaGetLastError();
+  }
   layernorm_backward_dinp_kernel<<<blocks_for((size_t)N, BLOCK / WARP), BLOCK, 0, st>>>(
       dinp, (__nv_bfloat16 *)dinp16, dout, inp, w, mean, rstd, N, C);
-  cudaError_t err = cudaGetLastError();
-  if (err != cudaSuccess) return (int)err;
+  if ((err = cudaGetLastError()) != cudaSuccess) return (int)err;
   double *dw_parts = scratch, *db_parts = scratch + (size_t)GPU_COLUMN_PARTS * C;
   layernorm_backward_dwdb_kernel<<<column_grid(C), dim3(COL_X, COL_Y), 0, st>>>(dw_parts, db_parts, dout, inp, mean,
                                                                                rstd, N, C);

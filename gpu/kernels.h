@@ -30,10 +30,12 @@ int gpu_encoder_forward(gpu_stream s, float *out, const int32_t *tokens, const f
 int gpu_encoder_backward(gpu_stream s, float *dwte, float *dwpe, const float *dout, const int32_t *tokens, int B, int T,
                          int C);
 
-/* The backwards that sum over rows (LayerNorm's dw and db, the biases',
- * the scalar head's dw) take a scratch of GPU_COLUMN_PARTS doubles a
- * column they sum (LayerNorm: 2 C columns), for their partial sums. */
+/* The backwards that sum over rows (the biases', the scalar head's dw)
+ * take a scratch of GPU_COLUMN_PARTS doubles a column they sum, for their
+ * partial sums; LayerNorm's backward, which sums dw and db as it reads
+ * its rows, GPU_LAYERNORM_PARTS doubles for each of its 2 C columns. */
 #define GPU_COLUMN_PARTS 32
+#define GPU_LAYERNORM_PARTS 1024
 
 int gpu_layernorm_forward(gpu_stream s, float *out, float *mean, float *rstd, const float *inp, const float *w,
                           const float *b, int N, int C);

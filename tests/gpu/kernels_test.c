@@ -43,8 +43,10 @@ enum { B = 2, T = 70, C = 80, H = 4, VOCAB_ENC = 50, V = 1000, N = B * T };
 static struct rng rng;
 static int failures;
 static const gpu_stream stream = NULL;
-/* the column sums' parts (gpu/kernels.h), for up to SCRATCH_COLUMNS columns */
-enum { SCRATCH_COLUMNS = 4096 };
+/* the column sums' parts (gpu/kernels.h): GPU_COLUMN_PARTS for up to
+ * SCRATCH_COLUMNS columns (the widest LayerNorm's 2 x 3100 among them),
+ * and GPU_LAYERNORM_PARTS for LayerNorm's 2 C */
+enum { SCRATCH_COLUMNS = 8192 };
 static double *d_scratch;
 
 #define CUDA_OK(call)                                                                                     \
@@ -183,50 +185,60 @@ static void test_encoder(void) {
   for (int run = 0; run < 2; run++) free(g_dwte[run]), free(g_dwpe[run]);
 }
 
-static void test_layernorm(void) {
-  size_t nc = (size_t)N * C;
-  float *inp = host_normal(nc, 2.0, 0.5), *w = host_normal(C, 0.5, 1.0), *b = host_normal(C, 0.5, 0.0);
-  float *out = xmalloc(nc * sizeof *out), *mean = xmalloc(N * sizeof *mean), *rstd = xmalloc(N * sizeof *rstd);
-  layernorm_forward(out, mean, rstd, inp, w, b, N, C);
+/* NAME with TAG after it, in BUF. */
+static const char *tagged(char *buf, size_t size, const char *name, const char *tag) {
+  snprintf(buf, size, "%s%s", name, tag);
+  return buf;
+}
 
-  float *d_inp = dev_floats(inp, nc), *d_w = dev_floats(w, C), *d_b = dev_floats(b, C);
-  float *d_out = dev_floats(out, nc), *d_mean = dev_floats(mean, N), *d_rstd = dev_floats(rstd, N);
-  CUDA_OK(gpu_layernorm_forward(stream, d_out, d_mean, d_rstd, d_inp, d_w, d_b, N, C));
-  float *g_out = host_from_dev(d_out, nc), *g_mean = host_from_dev(d_mean, N), *g_rstd = host_from_dev(d_rstd, N);
-  compare("layernorm_forward out", g_out, out, nc, TOL);
-  compare("layernorm_forward mean", g_mean, mean, N, TOL);
-  compare("layernorm_forward rstd", g_rstd, rstd, N, TOL);
+/* LayerNorm over ROWS rows of WIDTH values; TAG names the case in the
+ * output. */
+static void test_layernorm(int rows, int width, const char *tag) {
+  char nm[64];
+  size_t nc = (size_t)rows * width;
+  float *inp = host_normal(nc, 2.0, 0.5), *w = host_normal(width, 0.5, 1.0), *b = host_normal(width, 0.5, 0.0);
+  float *out = xmalloc(nc * sizeof *out), *mean = xmalloc(rows * sizeof *mean), *rstd = xmalloc(rows * sizeof *rstd);
+  layernorm_forward(out, mean, rstd, inp, w, b, rows, width);
+
+  float *d_inp = dev_floats(inp, nc), *d_w = dev_floats(w, width), *d_b = dev_floats(b, width);
+  float *d_out = dev_floats(out, nc), *d_mean = dev_floats(mean, rows), *d_rstd = dev_floats(rstd, rows);
+  CUDA_OK(gpu_layernorm_forward(stream, d_out, d_mean, d_rstd, d_inp, d_w, d_b, rows, width));
+  float *g_out = host_from_dev(d_out, nc), *g_mean = host_from_dev(d_mean, rows), *g_rstd = host_from_dev(d_rstd, rows);
+  compare(tagged(nm, sizeof nm, "layernorm_forward out", tag), g_out, out, nc, TOL);
+  compare(tagged(nm, sizeof nm, "layernorm_forward mean", tag), g_mean, mean, rows, TOL);
+  compare(tagged(nm, sizeof nm, "layernorm_forward rstd", tag), g_rstd, rstd, rows, TOL);
 
   /* The backward reads the CPU's mean and rstd on both sides, so that it
    * is compared alone. */
-  dev_set(d_mean, mean, N * sizeof(float));
-  dev_set(d_rstd, rstd, N * sizeof(float));
+  dev_set(d_mean, mean, rows * sizeof(float));
+  dev_set(d_rstd, rstd, rows * sizeof(float));
   float *dout = host_normal(nc, 1.0, 0.0);
-  float *dinp0 = host_normal(nc, 1.0, 0.0), *dw0 = host_normal(C, 1.0, 0.0), *db0 = host_normal(C, 1.0, 0.0);
-  float *dinp = host_copy(dinp0, nc), *dw = host_copy(dw0, C), *db = host_copy(db0, C);
-  layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, N, C);
+  float *dinp0 = host_normal(nc, 1.0, 0.0), *dw0 = host_normal(width, 1.0, 0.0), *db0 = host_normal(width, 1.0, 0.0);
+  float *dinp = host_copy(dinp0, nc), *dw = host_copy(dw0, width), *db = host_copy(db0, width);
+  layernorm_backward(dinp, dw, db, dout, inp, w, mean, rstd, rows, width);
 
-  float *d_dout = dev_floats(dout, nc), *d_dinp = dev_floats(dinp0, nc), *d_dw = dev_floats(dw0, C),
-        *d_db = dev_floats(db0, C);
+  float *d_dout = dev_floats(dout, nc), *d_dinp = dev_floats(dinp0, nc), *d_dw = dev_floats(dw0, width),
+        *d_db = dev_floats(db0, width);
   float *g_dinp[2], *g_dw[2], *g_db[2];
   for (int run = 0; run < 2; run++) {
     dev_set(d_dinp, dinp0, nc * sizeof(float));
-    dev_set(d_dw, dw0, C * sizeof(float));
-    dev_set(d_db, db0, C * sizeof(float));
-    CUDA_OK(gpu_layernorm_backward(stream, d_dinp, d_dw, d_db, d_dout, d_inp, d_w, d_mean, d_rstd, N, C, d_scratch));
+    dev_set(d_dw, dw0, width * sizeof(float));
+    dev_set(d_db, db0, width * sizeof(float));
+    CUDA_OK(
+        gpu_layernorm_backward(stream, d_dinp, d_dw, d_db, d_dout, d_inp, d_w, d_mean, d_rstd, rows, width, d_scratch));
     g_dinp[run] = host_from_dev(d_dinp, nc);
-    g_dw[run] = host_from_dev(d_dw, C);
-    g_db[run] = host_from_dev(d_db, C);
+    g_dw[run] = host_from_dev(d_dw, width);
+    g_db[run] = host_from_dev(d_db, width);
   }
-  compare("layernorm_backward dinp", g_dinp[0], dinp, nc, TOL_LN_DINP);
-  compare("layernorm_backward dw", g_dw[0], dw, C, TOL);
-  compare("layernorm_backward db", g_db[0], db, C, TOL);
-  compare_bits("layernorm_backward dinp", g_dinp[0], g_dinp[1], nc);
-  compare_bits("layernorm_backward dw", g_dw[0], g_dw[1], C);
-  compare_bits("layernorm_backward db", g_db[0], g_db[1], C);
+  compare(tagged(nm, sizeof nm, "layernorm_backward dinp", tag), g_dinp[0], dinp, nc, TOL_LN_DINP);
+  compare(tagged(nm, sizeof nm, "layernorm_backward dw", tag), g_dw[0], dw, width, TOL);
+  compare(tagged(nm, sizeof nm, "layernorm_backward db", tag), g_db[0], db, width, TOL);
+  compare_bits(tagged(nm, sizeof nm, "layernorm_backward dinp", tag), g_dinp[0], g_dinp[1], nc);
+  compare_bits(tagged(nm, sizeof nm, "layernorm_backward dw", tag), g_dw[0], g_dw[1], width);
+  compare_bits(tagged(nm, sizeof nm, "layernorm_backward db", tag), g_db[0], g_db[1], width);
 
-  cudaFree(d_inp), cudaFree(d_w), cudaFree(d_b), cudaFree(d_out), cudaFree(d_mean), cudaFree(d_rstd),
-      cudaFree(d_dout), cudaFree(d_dinp), cudaFree(d_dw), cudaFree(d_db);
+  cudaFree(d_inp), cudaFree(d_w), cudaFree(d_b), cudaFree(d_out), cudaFree(d_mean), cudaFree(d_rstd), cudaFree(d_dout),
+      cudaFree(d_dinp), cudaFree(d_dw), cudaFree(d_db);
   free(inp), free(w), free(b), free(out), free(mean), free(rstd), free(g_out), free(g_mean), free(g_rstd);
   free(dout), free(dinp0), free(dw0), free(db0), free(dinp), free(dw), free(db);
   for (int run = 0; run < 2; run++) free(g_dinp[run]), free(g_dw[run]), free(g_db[run]);
@@ -949,9 +961,12 @@ int main(void) {
   }
   printf("%s\n", info);
   rng = rng_seed(20240611);
-  CUDA_OK(cudaMalloc((void **)&d_scratch, (size_t)GPU_COLUMN_PARTS * SCRATCH_COLUMNS * sizeof(double)));
+  size_t scratch = (size_t)GPU_COLUMN_PARTS * SCRATCH_COLUMNS, ln_scratch = (size_t)GPU_LAYERNORM_PARTS * 2 * C;
+  CUDA_OK(cudaMalloc((void **)&d_scratch, (scratch > ln_scratch ? scratch : ln_scratch) * sizeof(double)));
   test_encoder();
-  test_layernorm();
+  test_layernorm(N, C, "");
+  /* rows too wide for the backward's sums in shared memory: the column sums */
+  test_layernorm(6, 3100, " (width 3100)");
   test_softmax_causal();
   test_gelu_residual();
   test_bias();
