@@ -387,12 +387,6 @@ extern "C" int gpu_layernorm_backward16(gpu_stream s, float *dinp, gpu_bf16 *din
   return (int)column_parts_total(st, db, db_parts, C);
 }
 
-extern "C" int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout,
-                                      const float *inp, const float *w, const float *mean, const float *rstd, int N,
-                                      int C, double *scratch) {
-  return gpu_layernorm_backward16(s, dinp, NULL, dw, db, dout, inp, w, mean, rstd, N, C, scratch);
-}
-
 /* ------------------------------------------------------------------------
  * Causal softmax of attention
  *
@@ -506,9 +500,10 @@ __global__ static void gelu_forward_kernel(O *out, P *inp, const float *bias, si
   store(out, i, x * gelu_sigmoid(x));
 }
 
-/* dinp may be dout: each thread reads its element before writing it. */
+/* dinp = (overwritten) the gradient through GELU; dinp may be dout: each
+ * thread reads its element before writing it. */
 template <typename T>
-__global__ static void gelu_backward_kernel(T *dinp, const T *inp, const T *dout, size_t n, bool add) {
+__global__ static void gelu_backward_kernel(T *dinp, const T *inp, const T *dout, size_t n) {
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
   if (i >= n) return;
   float x = load(inp, i);
@@ -516,7 +511,7 @@ __global__ static void gelu_backward_kernel(T *dinp, const T *inp, const T *dout
   float du = GELU_SQRT_2_OVER_PI * (1.0f + 3.0f * GELU_CUBIC * x * x);
   /* d/dx [x sigmoid(2u)] = sigmoid(2u) + 2 x sigmoid(2u) (1 - sigmoid(2u)) du/dx */
   float d = (s + 2.0f * x * s * (1.0f - s) * du) * load(dout, i);
-  store(dinp, i, add ? load(dinp, i) + d : d);
+  store(dinp, i, d);
 }
 
 extern "C" int gpu_gelu_forward(gpu_stream s, float *out, const float *inp, size_t n) {
@@ -541,15 +536,9 @@ extern "C" int gpu_bias_gelu_forward16(gpu_stream s, gpu_bf16 *out, gpu_bf16 *pr
   return (int)cudaGetLastError();
 }
 
-extern "C" int gpu_gelu_backward(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n) {
-  if (n == 0) return 0;
-  gelu_backward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(dinp, inp, dout, n, true);
-  return (int)cudaGetLastError();
-}
-
 extern "C" int gpu_gelu_backward_into(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n) {
   if (n == 0) return 0;
-  gelu_backward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(dinp, inp, dout, n, false);
+  gelu_backward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(dinp, inp, dout, n);
   return (int)cudaGetLastError();
 }
 
@@ -557,7 +546,7 @@ extern "C" int gpu_gelu_backward16(gpu_stream s, gpu_bf16 *dinp, const gpu_bf16 
                                    size_t n) {
   if (n == 0) return 0;
   gelu_backward_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(
-      (__nv_bfloat16 *)dinp, (const __nv_bfloat16 *)inp, (const __nv_bfloat16 *)dout, n, false);
+      (__nv_bfloat16 *)dinp, (const __nv_bfloat16 *)inp, (const __nv_bfloat16 *)dout, n);
   return (int)cudaGetLastError();
 }
 

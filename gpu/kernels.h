@@ -2,9 +2,11 @@
  * runtime/cpu_kernels.h, on device pointers, in fp32, each launched on the
  * given stream. A function whose name ends in 16 reads and writes bf16
  * where its arguments say gpu_bf16 (the activations that bf16's matmuls
- * write or read), computing in fp32 in between. Matmuls go through cuBLAS (gpu/cuda_backend.cu); everything
- * else is a kernel here. Every backward ADDS into the gradients it writes, as on
- * the CPU, so that micro-batches accumulate. Outputs never depend on the
+ * write or read), computing in fp32 in between. Matmuls go through cuBLAS
+ * (gpu/cuda_backend.cu); everything else is a kernel here. A backward
+ * ADDS into the gradients it writes, as on the CPU, so that micro-batches
+ * accumulate, but where it says it overwrites: the gradient of a matmul's
+ * output, which nothing else adds to. Outputs never depend on the
  * launch configuration's race order: reductions that cross threads are
  * either done by one block per output or summed in a fixed tree, so a
  * kernel gives the same bits on every run.
@@ -51,11 +53,9 @@ int gpu_layernorm_forward16(gpu_stream s, float *out, gpu_bf16 *out16, float *me
 int gpu_residual_layernorm_forward16(gpu_stream s, float *res, const float *a, const float *r, const float *bias,
                                      float *out, gpu_bf16 *out16, float *mean, float *rstd, const float *w,
                                      const float *b, int N, int C);
-int gpu_layernorm_backward(gpu_stream s, float *dinp, float *dw, float *db, const float *dout, const float *inp,
-                           const float *w, const float *mean, const float *rstd, int N, int C, double *scratch);
-/* The same, writing the bf16 rounding of the sum dinp into dinp16 too
- * (when not NULL): the residual stream's gradient, which the next
- * backward matmul reads in bf16. */
+/* LayerNorm's backward, adding into dinp, dw and db; and the bf16
+ * rounding of the sum dinp into dinp16 (when not NULL): the residual
+ * stream's gradient, which the next backward matmul reads in bf16. */
 int gpu_layernorm_backward16(gpu_stream s, float *dinp, gpu_bf16 *dinp16, float *dw, float *db, const float *dout,
                              const float *inp, const float *w, const float *mean, const float *rstd, int N, int C,
                              double *scratch);
@@ -72,14 +72,13 @@ int gpu_softmax_causal_backward(gpu_stream s, float *dpreatt, const float *datt,
                                 float scale);
 
 int gpu_gelu_forward(gpu_stream s, float *out, const float *inp, size_t n);
-int gpu_gelu_backward(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n);
 /* pre [N, OC] += bias [OC] (kept: the backward reads it), then out =
  * GELU(pre): the fc layer's bias and activation in one pass, to the bits
  * of two. In bf16, GELU takes pre as stored, rounded. */
 int gpu_bias_gelu_forward(gpu_stream s, float *out, float *pre, const float *bias, int N, int OC);
 int gpu_bias_gelu_forward16(gpu_stream s, gpu_bf16 *out, gpu_bf16 *pre, const float *bias, int N, int OC);
-/* The backward that writes dinp (=) instead of adding to it; in bf16,
- * dinp may be dout. */
+/* GELU's backward, which writes dinp (=) instead of adding to it: it is
+ * the gradient of a matmul's output; in bf16, dinp may be dout. */
 int gpu_gelu_backward_into(gpu_stream s, float *dinp, const float *inp, const float *dout, size_t n);
 int gpu_gelu_backward16(gpu_stream s, gpu_bf16 *dinp, const gpu_bf16 *inp, const gpu_bf16 *dout, size_t n);
 
