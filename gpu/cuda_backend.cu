@@ -46,12 +46,12 @@
  * own, and every backward pass that can overwrite its output does, rather
  * than add into a zeroed buffer.
  *
- * With cuBLASLt's epilogues (struct cuda_options, bf16 only), the matmuls
- * with a bias add it themselves (qkv's; generation's), fc's matmul writes
- * GELU's input and output at once, and fcproj's backward matmul applies
- * GELU's derivative and sums fc's bias gradient, in bf16, which is then
- * added to the fp32 one. Where cuBLASLt has no algorithm for an epilogue,
- * the passes run apart as without it.
+ * With cuBLASLt's epilogues (struct cuda_options, bf16 only), qkv's
+ * matmul adds its bias itself, fc's matmul writes GELU's input and output
+ * at once, and fcproj's backward matmul applies GELU's derivative and sums
+ * fc's bias gradient, in bf16, which is then added to the fp32 one. Where
+ * cuBLASLt has no algorithm for an epilogue, the passes run apart as
+ * without it. Generation keeps to cuBLAS.
  *
  * Generation has buffers of its own (struct gen_state), as on the CPU: a
  * KV cache of gen_rows rows and scratch for one prompt or one token of
@@ -267,13 +267,6 @@ static struct operand with_bf16(struct cuda_backend *b, struct operand x, gpu_bf
 static void matmul_forward(struct cuda_backend *b, struct result out, struct operand inp, const float *w,
                            const float *bias, int N, int C, int OC) {
   inp = with_bf16(b, inp, b->cast_a, (size_t)N * C);
-  if (bias && b->epilogues) { /* the bias in the matmul's epilogue, of the output's type */
-    bool d16 = out.bf16 != NULL;
-    struct epilogue e = {CUBLASLT_EPILOGUE_BIAS, d16 ? (void *)weight16(b, bias) : (void *)bias, NULL};
-    if (lt_gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight16(b, w), C, inp.bf16, C,
-                d16 ? (void *)out.bf16 : (void *)out.f32, d16 ? CUDA_R_16BF : CUDA_R_32F, OC, &e))
-      return;
-  }
   gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight(b, w), C, inp, C, 0.0f, out, OC);
   if (!bias) return;
   if (b->bf16 && out.bf16) CUDA_CHECK(gpu_bias_forward16(b->stream, out.bf16, bias, N, OC));
@@ -303,6 +296,20 @@ static bool matmul_backward(struct cuda_backend *b, struct result dinp, bool add
     else CUDA_CHECK(gpu_bias_backward(b->stream, dbias, dout.f32, N, OC, b->colsum));
   }
   return through;
+}
+
+/* matmul_forward with the bias added by the matmul's epilogue, of the
+ * output's type, in one cuBLASLt call; false when the backend has no
+ * epilogues or cuBLASLt cannot. The training forward's qkv takes it;
+ * generation's small matmuls would pay cuBLASLt's algorithm search on
+ * every token for nothing. */
+static bool bias_epilogue(struct cuda_backend *b, struct result out, struct operand inp, const float *w,
+                          const float *bias, int N, int C, int OC) {
+  if (!b->epilogues || !inp.bf16) return false;
+  bool d16 = out.bf16 != NULL;
+  struct epilogue e = {CUBLASLT_EPILOGUE_BIAS, d16 ? (void *)weight16(b, bias) : (void *)bias, NULL};
+  return lt_gemm(b, CUBLAS_OP_T, CUBLAS_OP_N, OC, N, C, weight16(b, w), C, inp.bf16, C,
+                 d16 ? (void *)out.bf16 : (void *)out.f32, d16 ? CUDA_R_16BF : CUDA_R_32F, OC, &e);
 }
 
 /* fc's matmul, bias and GELU in one cuBLASLt call: pre = inp W^T + bias
@@ -557,8 +564,9 @@ static void cuda_forward(struct backend *be, const int32_t *tokens, const int32_
     struct layer_acts *a = &b->act.layers[l];
     const struct layer16 *a16 = b->layers16 ? &b->layers16[l] : &no16;
     size_t c = (size_t)l * C;
-    matmul_forward(b, {a->qkv, a16->qkv}, {a->ln1, a16->ln1}, tensor(p, b, GPT_QKVW) + c * 3 * C,
-                   tensor(p, b, GPT_QKVB) + 3 * c, (int)N, C, 3 * C);
+    const float *qkvw = tensor(p, b, GPT_QKVW) + c * 3 * C, *qkvb = tensor(p, b, GPT_QKVB) + 3 * c;
+    if (!bias_epilogue(b, {a->qkv, a16->qkv}, {a->ln1, a16->ln1}, qkvw, qkvb, (int)N, C, 3 * C))
+      matmul_forward(b, {a->qkv, a16->qkv}, {a->ln1, a16->ln1}, qkvw, qkvb, (int)N, C, 3 * C);
     attention_forward(b, a->atty, a->att, {a->qkv, a16->qkv}, B, T, C, H);
     if (a16->atty) rounded(b, a16->atty, a->atty, N * C); /* fp32 kept too: attention's backward reads it */
     matmul_forward(b, {a->attproj, NULL}, {a->atty, a16->atty}, tensor(p, b, GPT_ATTPROJW) + c * C, NULL, (int)N, C,
