@@ -1,0 +1,412 @@
+/* The emulator's kernels: a launch runs its blocks one after another, and
+ * a block's threads on workers, fibers with stacks of their own. A worker
+ * runs threads of the block one after the other until one waits at a
+ * barrier; the scheduler then starts the next thread on another worker,
+ * and resumes waiting workers once their barrier is complete. A kernel
+ * without barriers thus runs on one worker without a switch, and a block
+ * that synchronises holds at most one worker per thread.
+ *
+ * A worker starts through ucontext and switches with _setjmp and
+ * _longjmp, which leave the signal mask alone: swapcontext's system call
+ * would otherwise be most of the time a kernel takes.
+ *
+ * Threads that have returned count as arrived at every barrier, as they
+ * do on the hardware; a barrier that can never complete (a warp split
+ * between __syncthreads and __syncwarp) stops the run with the threads
+ * that wait. So do a fault inside a kernel, a shuffle from a lane that
+ * has returned or does not exist, and a WMMA call the warp's lanes do not
+ * make together. */
+#undef _FORTIFY_SOURCE /* its longjmp check refuses a jump to another stack */
+#include <setjmp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/mman.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include <deque>
+#include <vector>
+
+#include "tests/gpu/emulator/cuda_emulator.h"
+#include "tests/gpu/emulator/emulator.h"
+
+namespace {
+
+/* A worker's stack; the kernels keep WMMA tiles there, a KiB each. */
+const size_t STACK_BYTES = 256 << 10;
+
+enum worker_state { IDLE, RUNNING, AT_BLOCK_BARRIER, AT_WARP_BARRIER };
+
+struct worker {
+  ucontext_t start; /* until it first runs */
+  bool started;
+  jmp_buf context;
+  void *stack;
+  int thread; /* the running thread's index in the block */
+  emu_position where;
+  worker_state state;
+};
+
+struct warp_state {
+  int lanes, done, arrived;
+  std::vector<worker *> waiting;
+  bool lane_done[32];
+  uint64_t slot[32];
+  const void *named[32];
+};
+
+struct block_run {
+  const char *kernel;
+  dim3 grid, dim;
+  uint3 index;
+  void (*body)(void *);
+  void *args;
+  int threads, started, done, arrived;
+  bool reversed;                 /* threads start from the last */
+  std::vector<worker *> waiting; /* at __syncthreads */
+  std::vector<warp_state> warps;
+  unsigned char *shared;
+};
+
+/* The one device's execution state. */
+struct machine {
+  std::vector<worker *> workers, idle;
+  std::deque<worker *> ready; /* past a barrier, to be resumed in order */
+  worker *current;            /* null while the scheduler runs */
+  jmp_buf scheduler;
+  block_run *running;
+  unsigned char *shared_pages;        /* EMU_SHARED_OPTIN bytes, then a guard page */
+  std::vector<const void *> poisoned; /* the running block's static shared arrays */
+  size_t shared_bytes;
+  void *signal_stack;
+};
+machine the;
+
+size_t page_size(void) { return (size_t)sysconf(_SC_PAGESIZE); }
+
+void describe_position(char *buf, size_t size) {
+  const block_run *b = the.running;
+  if (!b) {
+    snprintf(buf, size, "outside any kernel");
+    return;
+  }
+  int n = snprintf(buf, size, "kernel %s, block (%u, %u, %u)", b->kernel, b->index.x, b->index.y, b->index.z);
+  if (the.current && n >= 0 && (size_t)n < size)
+    snprintf(buf + n, size - (size_t)n, ", thread (%u, %u, %u)", the.current->where.thread.x,
+             the.current->where.thread.y, the.current->where.thread.z);
+}
+
+void on_fault(int sig, siginfo_t *info, void *) {
+  if (!the.running) { /* not a kernel's fault: the default action */
+    signal(sig, SIG_DFL);
+    return;
+  }
+  char where[256], line[400];
+  describe_position(where, sizeof where);
+  int n = snprintf(line, sizeof line, "cuda emulator: %s: invalid memory access at %p%s\n", where, info->si_addr,
+                   the.current ? " (out of bounds, or past the thread's stack)" : "");
+  if (n > 0) (void)!write(2, line, (size_t)n < sizeof line ? (size_t)n : sizeof line - 1);
+  _exit(1);
+}
+
+void install_fault_handler(void) {
+  if (the.signal_stack) return;
+  the.signal_stack = malloc(SIGSTKSZ * 4);
+  stack_t alt = {};
+  alt.ss_sp = the.signal_stack;
+  alt.ss_size = SIGSTKSZ * 4;
+  sigaltstack(&alt, NULL);
+  struct sigaction sa = {};
+  sa.sa_sigaction = on_fault;
+  sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGSEGV, &sa, NULL);
+  sigaction(SIGBUS, &sa, NULL);
+}
+
+/* pages that fault on access below and above USABLE bytes */
+unsigned char *guarded_pages(size_t usable) {
+  size_t page = page_size(), bytes = (usable + page - 1) / page * page + 2 * page;
+  unsigned char *p = (unsigned char *)mmap(NULL, bytes, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    perror("cuda emulator: mmap");
+    _exit(1);
+  }
+  if (mprotect(p + page, bytes - 2 * page, PROT_READ | PROT_WRITE) != 0) {
+    perror("cuda emulator: mprotect");
+    _exit(1);
+  }
+  return p + page;
+}
+
+emu_position position_of(const block_run *b, int t) {
+  emu_position p;
+  p.thread = make_uint3(t % b->dim.x, t / b->dim.x % b->dim.y, t / (b->dim.x * b->dim.y));
+  p.block = b->index;
+  p.block_dim = b->dim;
+  p.grid_dim = b->grid;
+  return p;
+}
+
+worker *running_worker(const char *what) {
+  if (!the.current) emu_fail("%s called outside a kernel", what);
+  return the.current;
+}
+
+/* back to the scheduler, until it resumes W */
+void pause_worker(worker *w) {
+  the.current = NULL;
+  if (_setjmp(w->context) == 0) _longjmp(the.scheduler, 1);
+}
+
+void resume_worker(worker *w) {
+  the.current = w;
+  if (_setjmp(the.scheduler) == 0) {
+    if (w->started) _longjmp(w->context, 1);
+    w->started = true;
+    setcontext(&w->start);
+  }
+  the.current = NULL;
+}
+
+/* WAITING may go on */
+void release(std::vector<worker *> *waiting) {
+  for (worker *w : *waiting) {
+    w->state = RUNNING;
+    the.ready.push_back(w);
+  }
+  waiting->clear();
+}
+
+void release_block_barrier(block_run *b) {
+  b->arrived = 0;
+  release(&b->waiting);
+}
+
+void release_warp_barrier(warp_state *ws) {
+  ws->arrived = 0;
+  release(&ws->waiting);
+}
+
+void thread_returned(block_run *b, worker *w) {
+  warp_state *ws = &b->warps[w->thread / 32];
+  b->done++;
+  ws->done++;
+  ws->lane_done[w->thread % 32] = true;
+  if (b->arrived > 0 && b->arrived == b->threads - b->done) release_block_barrier(b);
+  if (ws->arrived > 0 && ws->arrived == ws->lanes - ws->done) release_warp_barrier(ws);
+}
+
+void worker_main(void) {
+  worker *w = the.current;
+  for (;;) {
+    block_run *b = the.running;
+    while (b->started < b->threads) {
+      w->thread = b->reversed ? b->threads - 1 - b->started++ : b->started++;
+      w->where = position_of(b, w->thread);
+      w->state = RUNNING;
+      b->body(b->args);
+      thread_returned(b, w);
+    }
+    w->state = IDLE;
+    the.idle.push_back(w);
+    pause_worker(w);
+  }
+}
+
+worker *new_worker(void) {
+  worker *w = new worker();
+  w->stack = guarded_pages(STACK_BYTES);
+  w->state = IDLE;
+  getcontext(&w->start);
+  w->start.uc_stack.ss_sp = w->stack;
+  w->start.uc_stack.ss_size = STACK_BYTES;
+  w->start.uc_link = NULL; /* worker_main never returns */
+  makecontext(&w->start, worker_main, 0);
+  the.workers.push_back(w);
+  return w;
+}
+
+[[noreturn]] void deadlock(block_run *b) {
+  fprintf(stderr, "cuda emulator: kernel %s, block (%u, %u, %u): a barrier that cannot complete;", b->kernel,
+          b->index.x, b->index.y, b->index.z);
+  int shown = 0;
+  for (const worker *w : the.workers) {
+    if (w->state != AT_BLOCK_BARRIER && w->state != AT_WARP_BARRIER) continue;
+    if (shown++ < 8)
+      fprintf(stderr, "%s thread (%u, %u, %u) at %s", shown > 1 ? "," : "", w->where.thread.x, w->where.thread.y,
+              w->where.thread.z, w->state == AT_BLOCK_BARRIER ? "__syncthreads" : "a warp barrier");
+  }
+  fprintf(stderr, "%s\n", shown > 8 ? ", ..." : "");
+  fflush(NULL);
+  _exit(1);
+}
+
+void run_block(block_run *b) {
+  b->started = b->done = b->arrived = 0;
+  b->waiting.clear();
+  b->warps.assign((size_t)(b->threads + 31) / 32, warp_state());
+  for (size_t i = 0; i < b->warps.size(); i++) b->warps[i].lanes = min(32, b->threads - 32 * (int)i);
+  /* shared memory starts out garbage: NaN in every float and bf16 */
+  memset(b->shared, 0xff, the.shared_bytes);
+  the.running = b;
+  the.poisoned.clear();
+  while (b->done < b->threads) {
+    if (!the.ready.empty()) {
+      worker *w = the.ready.front();
+      the.ready.pop_front();
+      resume_worker(w);
+    } else if (b->started < b->threads) {
+      /* a new thread only when every started one waits: each warp runs
+       * as far as it can before the next starts, so a missing barrier
+       * reads what the next warp has not yet written */
+      worker *w = NULL;
+      if (the.idle.empty()) {
+        w = new_worker();
+      } else {
+        w = the.idle.back();
+        the.idle.pop_back();
+      }
+      resume_worker(w);
+    } else {
+      deadlock(b);
+    }
+  }
+  the.running = NULL;
+}
+
+/* CUDA_EMULATOR_ORDER=reverse starts each block's threads from the last,
+ * so that a barrier missing between a later warp's (or lane's) write and
+ * an earlier one's read shows too */
+bool reversed_order(void) {
+  const char *order = getenv("CUDA_EMULATOR_ORDER");
+  if (!order || !*order || !strcmp(order, "forward")) return false;
+  if (!strcmp(order, "reverse")) return true;
+  fprintf(stderr, "cuda emulator: CUDA_EMULATOR_ORDER is '%s', not forward or reverse\n", order);
+  _exit(2);
+}
+
+bool valid_config(dim3 grid, dim3 block) {
+  unsigned long long threads = (unsigned long long)block.x * block.y * block.z;
+  return grid.x && grid.y && grid.z && grid.x <= 0x7fffffffu && grid.y <= EMU_MAX_GRID_YZ &&
+         grid.z <= EMU_MAX_GRID_YZ && threads > 0 && threads <= EMU_MAX_THREADS && block.z <= EMU_MAX_BLOCK_Z;
+}
+
+void warp_barrier(worker *w) {
+  warp_state *ws = &the.running->warps[w->thread / 32];
+  if (++ws->arrived == ws->lanes - ws->done) {
+    release_warp_barrier(ws);
+    return;
+  }
+  w->state = AT_WARP_BARRIER;
+  ws->waiting.push_back(w);
+  pause_worker(w);
+}
+
+}  // namespace
+
+const emu_position &emu_here(void) { return running_worker("threadIdx, blockIdx, blockDim or gridDim")->where; }
+
+int emu_lane(void) { return running_worker("a warp intrinsic")->thread % 32; }
+
+void *emu_dynamic_shared(void) {
+  running_worker("extern __shared__");
+  return the.running->shared;
+}
+
+void emu_shared_poison(void *p, size_t bytes) {
+  running_worker("__shared__");
+  for (const void *q : the.poisoned)
+    if (q == p) return;
+  the.poisoned.push_back(p);
+  memset(p, 0xff, bytes);
+}
+
+void __syncthreads(void) {
+  worker *w = running_worker("__syncthreads");
+  block_run *b = the.running;
+  if (++b->arrived == b->threads - b->done) {
+    release_block_barrier(b);
+    return;
+  }
+  w->state = AT_BLOCK_BARRIER;
+  b->waiting.push_back(w);
+  pause_worker(w);
+}
+
+void __syncwarp(unsigned mask) {
+  worker *w = running_worker("__syncwarp");
+  if (mask != 0xffffffffu) emu_fail("__syncwarp(%#x): only whole warps are emulated", mask);
+  warp_barrier(w);
+}
+
+void emu_warp_exchange(const void *mine, void *theirs, size_t size, int source) {
+  worker *w = running_worker("a shuffle");
+  warp_state *ws = &the.running->warps[w->thread / 32];
+  memcpy(&ws->slot[w->thread % 32], mine, size);
+  warp_barrier(w);
+  if (source < 0 || source >= ws->lanes || ws->lane_done[source])
+    emu_fail("shuffle from lane %d, which %s", source,
+             source >= 0 && source < ws->lanes ? "has returned" : "the warp lacks");
+  memcpy(theirs, &ws->slot[source], size);
+  warp_barrier(w); /* every lane has its value before the slots are reused */
+}
+
+void emu_warp_uniform(const void *p, const char *what) {
+  worker *w = running_worker(what);
+  warp_state *ws = &the.running->warps[w->thread / 32];
+  if (ws->lanes - ws->done != 32) emu_fail("%s with %d of the warp's 32 lanes", what, ws->lanes - ws->done);
+  ws->named[w->thread % 32] = p;
+  warp_barrier(w);
+  for (int lane = 0; lane < 32; lane++)
+    if (ws->named[lane] != p) emu_fail("%s: lane %d names %p, this lane %p", what, lane, ws->named[lane], p);
+  warp_barrier(w);
+}
+
+void emu_fail(const char *fmt, ...) {
+  char where[256];
+  describe_position(where, sizeof where);
+  fflush(stdout);
+  fprintf(stderr, "cuda emulator: %s: ", where);
+  va_list ap;
+  va_start(ap, fmt);
+  vfprintf(stderr, fmt, ap);
+  va_end(ap);
+  fputc('\n', stderr);
+  fflush(NULL);
+  _exit(1);
+}
+
+void emu_run(const char *name, dim3 grid, dim3 block, size_t shared, cudaStream_t, void (*body)(void *), void *args) {
+  if (the.running) emu_fail("launch of %s from inside a kernel", name);
+  if (!valid_config(grid, block)) {
+    emu_set_last_error(cudaErrorInvalidConfiguration);
+    return;
+  }
+  if (shared > emu_shared_limit(name)) {
+    emu_set_last_error(cudaErrorInvalidValue);
+    return;
+  }
+  install_fault_handler();
+  if (!the.shared_pages) the.shared_pages = guarded_pages(EMU_SHARED_OPTIN);
+  /* the block's shared memory ends at the guard page, 128-byte aligned */
+  the.shared_bytes = (shared + 127) / 128 * 128;
+  block_run b;
+  b.kernel = name;
+  b.grid = grid;
+  b.dim = block;
+  b.body = body;
+  b.args = args;
+  b.threads = (int)(block.x * block.y * block.z);
+  b.reversed = reversed_order();
+  b.shared =
+      the.shared_pages + ((size_t)EMU_SHARED_OPTIN + page_size() - 1) / page_size() * page_size() - the.shared_bytes;
+  for (unsigned z = 0; z < grid.z; z++)
+    for (unsigned y = 0; y < grid.y; y++)
+      for (unsigned x = 0; x < grid.x; x++) {
+        b.index = make_uint3(x, y, z);
+        run_block(&b);
+      }
+}
