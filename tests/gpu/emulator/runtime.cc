@@ -8,8 +8,13 @@
  * - it starts with every byte 0xff, NaN in floats and bf16, so a read of
  *   what nothing wrote shows;
  * - a kernel argument or a copy that names host memory as the device's,
- *   or runs past the end of an allocation, is an error. */
+ *   or runs past the end of an allocation, is an error.
+ *
+ * The device has 80 GiB, or CUDA_EMULATOR_MEMORY_MIB; cudaMalloc fails
+ * past that, so that what searches for the batch that fits can be run. */
+#include <cuda_profiler_api.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -32,12 +37,25 @@ struct allocation {
 struct device {
   std::map<uintptr_t, allocation> memory; /* by start */
   std::map<std::string, size_t> shared_limit;
+  size_t allocated; /* bytes, as asked for */
   cudaError_t last_error;
   int streams;
 };
 device the;
 
 const char *const EMULATED_NAME = "CUDA emulator (CPU)";
+
+size_t device_bytes(void) {
+  const char *mib = getenv("CUDA_EMULATOR_MEMORY_MIB");
+  if (!mib || !*mib) return (size_t)80 << 30;
+  char *end;
+  unsigned long long n = strtoull(mib, &end, 10);
+  if (*end || n == 0) {
+    fprintf(stderr, "cuda emulator: CUDA_EMULATOR_MEMORY_MIB is '%s', not a number of MiB\n", mib);
+    exit(2);
+  }
+  return (size_t)n << 20;
+}
 
 /* the allocation holding [P, P + BYTES), or null */
 const allocation *allocation_of(const void *p, size_t bytes, uintptr_t *start) {
@@ -106,6 +124,7 @@ extern "C" {
 
 cudaError_t cudaMalloc(void **p, size_t bytes) {
   if (!p) return fail(cudaErrorInvalidValue, "cudaMalloc", "no pointer to set");
+  if (bytes > device_bytes() - the.allocated) return the.last_error = cudaErrorMemoryAllocation;
   size_t page = (size_t)sysconf(_SC_PAGESIZE);
   size_t aligned = (bytes + 255) / 256 * 256, body = (aligned + page - 1) / page * page;
   size_t mapped = body + 2 * page;
@@ -118,6 +137,7 @@ cudaError_t cudaMalloc(void **p, size_t bytes) {
   unsigned char *start = m + page + body - aligned;
   memset(start, 0xff, aligned);
   the.memory[(uintptr_t)start] = {bytes, m, mapped};
+  the.allocated += bytes;
   *p = start;
   return cudaSuccess;
 }
@@ -127,6 +147,7 @@ cudaError_t cudaFree(void *p) {
   auto it = the.memory.find((uintptr_t)p);
   if (it == the.memory.end()) return fail(cudaErrorInvalidValue, "cudaFree", "not an allocation's start");
   munmap(it->second.mapping, it->second.mapped);
+  the.allocated -= it->second.bytes;
   the.memory.erase(it);
   return cudaSuccess;
 }
@@ -211,7 +232,7 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device) {
   if (device != 0) return fail(cudaErrorInvalidDevice, "cudaGetDeviceProperties", "one device only");
   memset(prop, 0, sizeof *prop);
   snprintf(prop->name, sizeof prop->name, "%s", EMULATED_NAME);
-  prop->totalGlobalMem = (size_t)80 << 30;
+  prop->totalGlobalMem = device_bytes();
   prop->sharedMemPerBlock = EMU_SHARED_DEFAULT;
   prop->sharedMemPerBlockOptin = EMU_SHARED_OPTIN;
   prop->warpSize = 32;
@@ -226,7 +247,17 @@ cudaError_t cudaGetDeviceProperties(cudaDeviceProp *prop, int device) {
   return cudaSuccess;
 }
 
+cudaError_t cudaMemGetInfo(size_t *free_bytes, size_t *total) {
+  *total = device_bytes();
+  *free_bytes = *total - the.allocated;
+  return cudaSuccess;
+}
+
 cudaError_t cudaDeviceSynchronize(void) { return cudaSuccess; }
+
+/* nothing to profile: the calls succeed, as they do without a profiler */
+cudaError_t cudaProfilerStart(void) { return cudaSuccess; }
+cudaError_t cudaProfilerStop(void) { return cudaSuccess; }
 
 /* Launches run to completion as they are made, so a stream is a name. */
 cudaError_t cudaStreamCreate(cudaStream_t *s) {
