@@ -60,7 +60,8 @@ void emu_warp_exchange(const void *mine, void *theirs, size_t size, int source);
 /* Fails the run unless every live lane of the warp passes the same P:
  * the WMMA calls are collective. */
 void emu_warp_uniform(const void *p, const char *what);
-/* Fails the run, naming the kernel and the thread, with a message. */
+/* Fails the run with a message, after the kernel, the block and the
+ * thread that were running if one was. */
 [[noreturn]] void emu_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 template <typename T>

@@ -7,11 +7,22 @@
 #include <cuda_runtime.h>
 #include <stddef.h>
 
+#include <utility>
+#include <vector>
+
 /* the most dynamic shared memory a launch of the kernel NAME may ask for:
  * 48 KiB, or what cudaFuncSetAttribute raised it to */
 size_t emu_shared_limit(const char *name);
 /* what cudaGetLastError returns next, unless a later error replaces it */
 void emu_set_last_error(cudaError_t err);
+
+/* the device's memory, allocation by allocation: its start and bytes */
+typedef std::vector<std::pair<const void *, std::vector<unsigned char>>> emu_memory_image;
+void emu_memory_save(emu_memory_image *image);
+void emu_memory_restore(const emu_memory_image &image);
+/* whether the device's memory differs from IMAGE, and if so the first
+ * allocation that does and the offset of its first different byte */
+bool emu_memory_differs(const emu_memory_image &image, const void **allocation, size_t *offset);
 
 /* the device's limits, which cudaGetDeviceProperties reports and the
  * launches enforce: an H100's */

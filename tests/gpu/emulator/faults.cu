@@ -29,6 +29,9 @@ __global__ static void split_warp(float *out) {
   out[threadIdx.x] = 1.0f;
 }
 
+/* every thread writes the one element: the last to run wins */
+__global__ static void racy_write(float *out) { out[0] = (float)(blockIdx.x * blockDim.x + threadIdx.x); }
+
 __global__ static void read_before_write(float *out) {
   __shared__ float seen[32];
   out[threadIdx.x] = seen[threadIdx.x];
@@ -170,8 +173,11 @@ int main(int argc, char **argv) {
     wmma_half_warp<<<1, 32>>>(d);
   else if (!strcmp(which, "host-pointer"))
     write_one_past<<<1, 32>>>(host, 0);
+  else if (!strcmp(which, "race"))
+    racy_write<<<2, 32>>>(d);
   else {
-    fprintf(stderr, "usage: faults_test control|launches|memory|out-of-bounds|shuffle|deadlock|wmma|host-pointer\n");
+    fprintf(stderr,
+            "usage: faults_test control|launches|memory|out-of-bounds|shuffle|deadlock|wmma|host-pointer|race\n");
     return 2;
   }
   printf("FAIL: the emulator let case %s run\n", which);

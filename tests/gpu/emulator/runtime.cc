@@ -111,6 +111,30 @@ void emu_check_device_pointer(const void *p, const char *kernel, int index) {
   if (p && !touches_device(p)) emu_fail("argument %d of %s, %p, is not device memory", index + 1, kernel, p);
 }
 
+void emu_memory_save(emu_memory_image *image) {
+  image->clear();
+  for (const auto &a : the.memory) {
+    const unsigned char *p = (const unsigned char *)a.first;
+    image->emplace_back((const void *)p, std::vector<unsigned char>(p, p + a.second.bytes));
+  }
+}
+
+void emu_memory_restore(const emu_memory_image &image) {
+  for (const auto &a : image) memcpy((void *)a.first, a.second.data(), a.second.size());
+}
+
+bool emu_memory_differs(const emu_memory_image &image, const void **allocation, size_t *offset) {
+  for (const auto &a : image) {
+    const unsigned char *p = (const unsigned char *)a.first;
+    if (memcmp(p, a.second.data(), a.second.size()) == 0) continue;
+    size_t i = 0;
+    while (p[i] == a.second[i]) i++;
+    *allocation = a.first, *offset = i;
+    return true;
+  }
+  return false;
+}
+
 cudaError_t emu_set_attribute(const char *name, cudaFuncAttribute attribute, int value) {
   if (attribute != cudaFuncAttributeMaxDynamicSharedMemorySize)
     return fail(cudaErrorInvalidValue, "cudaFuncSetAttribute", "only the dynamic shared memory limit is emulated");

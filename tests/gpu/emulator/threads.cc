@@ -277,15 +277,31 @@ void run_block(block_run *b) {
   the.running = NULL;
 }
 
-/* CUDA_EMULATOR_ORDER=reverse starts each block's threads from the last,
- * so that a barrier missing between a later warp's (or lane's) write and
- * an earlier one's read shows too */
-bool reversed_order(void) {
+/* CUDA_EMULATOR_ORDER: forward (the default) runs the blocks and each
+ * block's threads from the first; reverse from the last, so that a
+ * barrier missing between a later warp's (or lane's) write and an earlier
+ * one's read shows too; both runs each launch both ways from the same
+ * device memory and stops the run where the two differ, which a kernel
+ * free of races never does. */
+enum order { FORWARD, REVERSE, BOTH };
+
+order launch_order(void) {
   const char *order = getenv("CUDA_EMULATOR_ORDER");
-  if (!order || !*order || !strcmp(order, "forward")) return false;
-  if (!strcmp(order, "reverse")) return true;
-  fprintf(stderr, "cuda emulator: CUDA_EMULATOR_ORDER is '%s', not forward or reverse\n", order);
+  if (!order || !*order || !strcmp(order, "forward")) return FORWARD;
+  if (!strcmp(order, "reverse")) return REVERSE;
+  if (!strcmp(order, "both")) return BOTH;
+  fprintf(stderr, "cuda emulator: CUDA_EMULATOR_ORDER is '%s', not forward, reverse or both\n", order);
   _exit(2);
+}
+
+void run_grid(block_run *b, bool reversed) {
+  dim3 g = b->grid;
+  b->reversed = reversed;
+  for (unsigned i = 0; i < g.x * g.y * g.z; i++) {
+    unsigned k = reversed ? g.x * g.y * g.z - 1 - i : i;
+    b->index = make_uint3(k % g.x, k / g.x % g.y, k / (g.x * g.y));
+    run_block(b);
+  }
 }
 
 bool valid_config(dim3 grid, dim3 block) {
@@ -365,18 +381,23 @@ void emu_warp_uniform(const void *p, const char *what) {
   warp_barrier(w);
 }
 
-void emu_fail(const char *fmt, ...) {
-  char where[256];
-  describe_position(where, sizeof where);
+namespace {
+[[noreturn]] void stop(const char *where, const char *fmt, va_list ap) {
   fflush(stdout);
-  fprintf(stderr, "cuda emulator: %s: ", where);
-  va_list ap;
-  va_start(ap, fmt);
+  fprintf(stderr, "cuda emulator: %s%s", where, *where ? ": " : "");
   vfprintf(stderr, fmt, ap);
-  va_end(ap);
   fputc('\n', stderr);
   fflush(NULL);
   _exit(1);
+}
+}  // namespace
+
+void emu_fail(const char *fmt, ...) {
+  char where[256] = "";
+  if (the.running) describe_position(where, sizeof where);
+  va_list ap;
+  va_start(ap, fmt);
+  stop(where, fmt, ap);
 }
 
 void emu_run(const char *name, dim3 grid, dim3 block, size_t shared, cudaStream_t, void (*body)(void *), void *args) {
@@ -400,13 +421,22 @@ void emu_run(const char *name, dim3 grid, dim3 block, size_t shared, cudaStream_
   b.body = body;
   b.args = args;
   b.threads = (int)(block.x * block.y * block.z);
-  b.reversed = reversed_order();
   b.shared =
       the.shared_pages + ((size_t)EMU_SHARED_OPTIN + page_size() - 1) / page_size() * page_size() - the.shared_bytes;
-  for (unsigned z = 0; z < grid.z; z++)
-    for (unsigned y = 0; y < grid.y; y++)
-      for (unsigned x = 0; x < grid.x; x++) {
-        b.index = make_uint3(x, y, z);
-        run_block(&b);
-      }
+  order o = launch_order();
+  if (o != BOTH) {
+    run_grid(&b, o == REVERSE);
+    return;
+  }
+  emu_memory_image before, forward;
+  emu_memory_save(&before);
+  run_grid(&b, false);
+  emu_memory_save(&forward);
+  emu_memory_restore(before);
+  run_grid(&b, true);
+  const void *allocation;
+  size_t offset;
+  if (emu_memory_differs(forward, &allocation, &offset))
+    emu_fail("kernel %s writes what depends on the order its threads run in: byte %zu of the allocation at %p", name,
+             offset, allocation);
 }
