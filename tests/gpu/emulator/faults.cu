@@ -29,6 +29,15 @@ __global__ static void split_warp(float *out) {
   out[threadIdx.x] = 1.0f;
 }
 
+/* thread 31 writes one past the shared array, which UBSan's bounds check
+ * stops (the emulator's objects are built with it) */
+__global__ static void shared_past_end(float *out) {
+  __shared__ float row[32];
+  row[threadIdx.x + 1] = 1.0f;
+  __syncthreads();
+  out[threadIdx.x] = row[threadIdx.x];
+}
+
 /* every thread writes the one element: the last to run wins */
 __global__ static void racy_write(float *out) { out[0] = (float)(blockIdx.x * blockDim.x + threadIdx.x); }
 
@@ -173,11 +182,14 @@ int main(int argc, char **argv) {
     wmma_half_warp<<<1, 32>>>(d);
   else if (!strcmp(which, "host-pointer"))
     write_one_past<<<1, 32>>>(host, 0);
+  else if (!strcmp(which, "shared-bounds"))
+    shared_past_end<<<1, 32>>>(d);
   else if (!strcmp(which, "race"))
     racy_write<<<2, 32>>>(d);
   else {
     fprintf(stderr,
-            "usage: faults_test control|launches|memory|out-of-bounds|shuffle|deadlock|wmma|host-pointer|race\n");
+            "usage: faults_test "
+            "control|launches|memory|out-of-bounds|shuffle|deadlock|wmma|host-pointer|shared-bounds|race\n");
     return 2;
   }
   printf("FAIL: the emulator let case %s run\n", which);
