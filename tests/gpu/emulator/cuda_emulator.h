@@ -179,19 +179,21 @@ static inline void mma_sync(fragment<accumulator, M, N, K, float> &d, const frag
 
 /* Runs BODY (with ARGS) as the kernel NAME on every thread of the grid,
  * after the checks the driver makes; a launch error is kept for
- * cudaGetLastError, as on a device. */
+ * cudaGetLastError, as on a device. POINTERS are the kernel's pointer
+ * arguments, the memory it can reach. */
 void emu_run(const char *name, dim3 grid, dim3 block, size_t shared, cudaStream_t stream, void (*body)(void *),
-             void *args);
+             void *args, const void *const *pointers, size_t count);
 /* Fails the run unless P is null or points into memory from cudaMalloc. */
 void emu_check_device_pointer(const void *p, const char *kernel, int index);
 /* cudaFuncSetAttribute for the kernel NAME */
 cudaError_t emu_set_attribute(const char *name, cudaFuncAttribute attribute, int value);
 
 template <typename T>
-static inline void emu_check_argument(const T &, const char *, int) {}
+static inline void emu_check_argument(const T &, const char *, int, const void **) {}
 template <typename T>
-static inline void emu_check_argument(T *const &p, const char *kernel, int index) {
+static inline void emu_check_argument(T *const &p, const char *kernel, int index, const void **pointer) {
   emu_check_device_pointer((const void *)p, kernel, index);
+  *pointer = (const void *)p;
 }
 
 struct emu_launcher {
@@ -213,13 +215,14 @@ struct emu_launcher {
         std::apply(c->kernel, c->args);
       }
     } c = {kernel, arguments(std::forward<A>(args)...)};
-    check(c.args, std::index_sequence_for<A...>());
-    emu_run(name, grid, block, shared, stream, call::run, &c);
+    const void *pointers[sizeof...(A) + 1] = {};
+    check(c.args, pointers, std::index_sequence_for<A...>());
+    emu_run(name, grid, block, shared, stream, call::run, &c, pointers, sizeof...(A));
   }
 
   template <typename Tuple, size_t... I>
-  void check(const Tuple &args, std::index_sequence<I...>) const {
-    (emu_check_argument(std::get<I>(args), name, (int)I), ...);
+  void check(const Tuple &args, const void **pointers, std::index_sequence<I...>) const {
+    (emu_check_argument(std::get<I>(args), name, (int)I, &pointers[I]), ...);
   }
 };
 

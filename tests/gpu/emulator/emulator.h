@@ -16,11 +16,13 @@ size_t emu_shared_limit(const char *name);
 /* what cudaGetLastError returns next, unless a later error replaces it */
 void emu_set_last_error(cudaError_t err);
 
-/* the device's memory, allocation by allocation: its start and bytes */
+/* device memory, allocation by allocation: its start and bytes */
 typedef std::vector<std::pair<const void *, std::vector<unsigned char>>> emu_memory_image;
-void emu_memory_save(emu_memory_image *image);
+/* the allocations that the COUNT POINTERS point into (null ones aside),
+ * into IMAGE, whose buffers are reused */
+void emu_memory_save(emu_memory_image *image, const void *const *pointers, size_t count);
 void emu_memory_restore(const emu_memory_image &image);
-/* whether the device's memory differs from IMAGE, and if so the first
+/* whether device memory differs from IMAGE, and if so the first
  * allocation that does and the offset of its first different byte */
 bool emu_memory_differs(const emu_memory_image &image, const void **allocation, size_t *offset);
 

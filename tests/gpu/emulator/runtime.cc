@@ -111,12 +111,20 @@ void emu_check_device_pointer(const void *p, const char *kernel, int index) {
   if (p && !touches_device(p)) emu_fail("argument %d of %s, %p, is not device memory", index + 1, kernel, p);
 }
 
-void emu_memory_save(emu_memory_image *image) {
-  image->clear();
-  for (const auto &a : the.memory) {
-    const unsigned char *p = (const unsigned char *)a.first;
-    image->emplace_back((const void *)p, std::vector<unsigned char>(p, p + a.second.bytes));
+void emu_memory_save(emu_memory_image *image, const void *const *pointers, size_t count) {
+  size_t n = 0;
+  for (size_t i = 0; i < count; i++) {
+    uintptr_t start;
+    const allocation *a = pointers[i] ? allocation_of(pointers[i], 0, &start) : NULL;
+    bool seen = false;
+    for (size_t j = 0; j < n && a; j++) seen = seen || (*image)[j].first == (const void *)start;
+    if (!a || seen) continue;
+    if (n == image->size()) image->emplace_back();
+    (*image)[n].first = (const void *)start;
+    (*image)[n].second.assign((const unsigned char *)start, (const unsigned char *)start + a->bytes);
+    n++;
   }
+  image->resize(n);
 }
 
 void emu_memory_restore(const emu_memory_image &image) {

@@ -79,6 +79,7 @@ struct machine {
   block_run *running;
   unsigned char *shared_pages;        /* EMU_SHARED_OPTIN bytes, then a guard page */
   std::vector<const void *> poisoned; /* the running block's static shared arrays */
+  emu_memory_image before, forward;   /* CUDA_EMULATOR_ORDER=both's */
   size_t shared_bytes;
   void *signal_stack;
 };
@@ -282,7 +283,8 @@ void run_block(block_run *b) {
  * barrier missing between a later warp's (or lane's) write and an earlier
  * one's read shows too; both runs each launch both ways from the same
  * device memory and stops the run where the two differ, which a kernel
- * free of races never does. */
+ * free of races never does. (What is compared is the allocations the
+ * kernel's pointer arguments point into: all it can reach.) */
 enum order { FORWARD, REVERSE, BOTH };
 
 order launch_order(void) {
@@ -400,7 +402,8 @@ void emu_fail(const char *fmt, ...) {
   stop(where, fmt, ap);
 }
 
-void emu_run(const char *name, dim3 grid, dim3 block, size_t shared, cudaStream_t, void (*body)(void *), void *args) {
+void emu_run(const char *name, dim3 grid, dim3 block, size_t shared, cudaStream_t, void (*body)(void *), void *args,
+             const void *const *pointers, size_t count) {
   if (the.running) emu_fail("launch of %s from inside a kernel", name);
   if (!valid_config(grid, block)) {
     emu_set_last_error(cudaErrorInvalidConfiguration);
@@ -428,15 +431,14 @@ void emu_run(const char *name, dim3 grid, dim3 block, size_t shared, cudaStream_
     run_grid(&b, o == REVERSE);
     return;
   }
-  emu_memory_image before, forward;
-  emu_memory_save(&before);
+  emu_memory_save(&the.before, pointers, count);
   run_grid(&b, false);
-  emu_memory_save(&forward);
-  emu_memory_restore(before);
+  emu_memory_save(&the.forward, pointers, count);
+  emu_memory_restore(the.before);
   run_grid(&b, true);
   const void *allocation;
   size_t offset;
-  if (emu_memory_differs(forward, &allocation, &offset))
+  if (emu_memory_differs(the.forward, &allocation, &offset))
     emu_fail("kernel %s writes what depends on the order its threads run in: byte %zu of the allocation at %p", name,
              offset, allocation);
 }
