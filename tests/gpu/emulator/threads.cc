@@ -44,7 +44,8 @@ struct worker {
   bool started;
   jmp_buf context;
   void *stack;
-  int thread; /* the running thread's index in the block */
+  int thread;         /* the running thread's index in the block */
+  unsigned exchanges; /* the shuffles it has made */
   emu_position where;
   worker_state state;
 };
@@ -53,7 +54,8 @@ struct warp_state {
   int lanes, done, arrived;
   std::vector<worker *> waiting;
   bool lane_done[32];
-  uint64_t slot[32];
+  uint64_t slot[2][32];  /* by the shuffle's parity */
+  unsigned written[2][32]; /* which shuffle of its lane each slot holds */
   const void *named[32];
 };
 
@@ -206,6 +208,7 @@ void worker_main(void) {
     block_run *b = the.running;
     while (b->started < b->threads) {
       w->thread = b->reversed ? b->threads - 1 - b->started++ : b->started++;
+      w->exchanges = 0;
       w->where = position_of(b, w->thread);
       w->state = RUNNING;
       b->body(b->args);
@@ -363,13 +366,19 @@ void __syncwarp(unsigned mask) {
 void emu_warp_exchange(const void *mine, void *theirs, size_t size, int source) {
   worker *w = running_worker("a shuffle");
   warp_state *ws = &the.running->warps[w->thread / 32];
-  memcpy(&ws->slot[w->thread % 32], mine, size);
+  /* Shuffles alternate between two sets of slots: no lane can write this
+   * set again before every lane has arrived at the next shuffle, having
+   * read this one, so one barrier a shuffle is enough. */
+  unsigned n = ++w->exchanges, lane = w->thread % 32;
+  uint64_t *slot = ws->slot[n % 2];
+  unsigned *written = ws->written[n % 2];
+  memcpy(&slot[lane], mine, size);
+  written[lane] = n;
   warp_barrier(w);
-  if (source < 0 || source >= ws->lanes || ws->lane_done[source])
+  if (source < 0 || source >= ws->lanes || written[source] != n)
     emu_fail("shuffle from lane %d, which %s", source,
              source >= 0 && source < ws->lanes ? "has returned" : "the warp lacks");
-  memcpy(theirs, &ws->slot[source], size);
-  warp_barrier(w); /* every lane has its value before the slots are reused */
+  memcpy(theirs, &slot[source], size);
 }
 
 void emu_warp_uniform(const void *p, const char *what) {
