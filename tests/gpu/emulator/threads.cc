@@ -50,11 +50,17 @@ struct worker {
   worker_state state;
 };
 
-struct warp_state {
-  int lanes, done, arrived;
+/* A barrier: how many threads have arrived, and the workers that wait. */
+struct barrier {
+  int arrived;
   std::vector<worker *> waiting;
+};
+
+struct warp_state {
+  int lanes, done;
+  barrier sync; /* __syncwarp's, and the shuffles' */
   bool lane_done[32];
-  uint64_t slot[2][32];  /* by the shuffle's parity */
+  uint64_t slot[2][32];    /* by the shuffle's parity */
   unsigned written[2][32]; /* which shuffle of its lane each slot holds */
   const void *named[32];
 };
@@ -65,9 +71,9 @@ struct block_run {
   uint3 index;
   void (*body)(void *);
   void *args;
-  int threads, started, done, arrived;
-  bool reversed;                 /* threads start from the last */
-  std::vector<worker *> waiting; /* at __syncthreads */
+  int threads, started, done;
+  bool reversed; /* threads start from the last */
+  barrier sync;  /* __syncthreads's */
   std::vector<warp_state> warps;
   unsigned char *shared;
 };
@@ -174,23 +180,26 @@ void resume_worker(worker *w) {
   the.current = NULL;
 }
 
-/* WAITING may go on */
-void release(std::vector<worker *> *waiting) {
-  for (worker *w : *waiting) {
+/* the threads waiting at BAR may go on */
+void release(barrier *bar) {
+  for (worker *w : bar->waiting) {
     w->state = RUNNING;
     the.ready.push_back(w);
   }
-  waiting->clear();
+  bar->waiting.clear();
+  bar->arrived = 0;
 }
 
-void release_block_barrier(block_run *b) {
-  b->arrived = 0;
-  release(&b->waiting);
-}
-
-void release_warp_barrier(warp_state *ws) {
-  ws->arrived = 0;
-  release(&ws->waiting);
+/* W arrives at BAR, which the LIVE threads that have not returned must
+ * reach: the last to arrive releases the others and goes on */
+void arrive(worker *w, barrier *bar, int live, worker_state waiting_as) {
+  if (++bar->arrived == live) {
+    release(bar);
+    return;
+  }
+  w->state = waiting_as;
+  bar->waiting.push_back(w);
+  pause_worker(w);
 }
 
 void thread_returned(block_run *b, worker *w) {
@@ -198,8 +207,8 @@ void thread_returned(block_run *b, worker *w) {
   b->done++;
   ws->done++;
   ws->lane_done[w->thread % 32] = true;
-  if (b->arrived > 0 && b->arrived == b->threads - b->done) release_block_barrier(b);
-  if (ws->arrived > 0 && ws->arrived == ws->lanes - ws->done) release_warp_barrier(ws);
+  if (b->sync.arrived > 0 && b->sync.arrived == b->threads - b->done) release(&b->sync);
+  if (ws->sync.arrived > 0 && ws->sync.arrived == ws->lanes - ws->done) release(&ws->sync);
 }
 
 void worker_main(void) {
@@ -249,8 +258,8 @@ worker *new_worker(void) {
 }
 
 void run_block(block_run *b) {
-  b->started = b->done = b->arrived = 0;
-  b->waiting.clear();
+  b->started = b->done = 0;
+  b->sync = barrier();
   b->warps.assign((size_t)(b->threads + 31) / 32, warp_state());
   for (size_t i = 0; i < b->warps.size(); i++) b->warps[i].lanes = min(32, b->threads - 32 * (int)i);
   /* shared memory starts out garbage: NaN in every float and bf16 */
@@ -317,13 +326,7 @@ bool valid_config(dim3 grid, dim3 block) {
 
 void warp_barrier(worker *w) {
   warp_state *ws = &the.running->warps[w->thread / 32];
-  if (++ws->arrived == ws->lanes - ws->done) {
-    release_warp_barrier(ws);
-    return;
-  }
-  w->state = AT_WARP_BARRIER;
-  ws->waiting.push_back(w);
-  pause_worker(w);
+  arrive(w, &ws->sync, ws->lanes - ws->done, AT_WARP_BARRIER);
 }
 
 }  // namespace
@@ -348,13 +351,7 @@ void emu_shared_poison(void *p, size_t bytes) {
 void __syncthreads(void) {
   worker *w = running_worker("__syncthreads");
   block_run *b = the.running;
-  if (++b->arrived == b->threads - b->done) {
-    release_block_barrier(b);
-    return;
-  }
-  w->state = AT_BLOCK_BARRIER;
-  b->waiting.push_back(w);
-  pause_worker(w);
+  arrive(w, &b->sync, b->threads - b->done, AT_BLOCK_BARRIER);
 }
 
 void __syncwarp(unsigned mask) {
