@@ -27,7 +27,12 @@
 #include <unistd.h>
 
 #include <deque>
+#include <memory>
 #include <vector>
+
+#ifdef __SANITIZE_ADDRESS__
+#include <sanitizer/common_interface_defs.h>
+#endif
 
 #include "tests/gpu/emulator/cuda_emulator.h"
 #include "tests/gpu/emulator/emulator.h"
@@ -44,6 +49,7 @@ struct worker {
   bool started;
   jmp_buf context;
   void *stack;
+  void *asan_fake_stack; /* AddressSanitizer's, while it is switched away */
   int thread;         /* the running thread's index in the block */
   unsigned exchanges; /* the shuffles it has made */
   emu_position where;
@@ -80,10 +86,14 @@ struct block_run {
 
 /* The one device's execution state. */
 struct machine {
-  std::vector<worker *> workers, idle;
+  std::vector<std::unique_ptr<worker>> workers;
+  std::vector<worker *> idle;
   std::deque<worker *> ready; /* past a barrier, to be resumed in order */
   worker *current;            /* null while the scheduler runs */
   jmp_buf scheduler;
+  const void *scheduler_stack; /* its bounds and fake stack, for AddressSanitizer */
+  size_t scheduler_stack_size;
+  void *scheduler_asan_fake_stack;
   block_run *running;
   unsigned char *shared_pages;        /* EMU_SHARED_OPTIN bytes, then a guard page */
   std::vector<const void *> poisoned; /* the running block's static shared arrays */
@@ -164,19 +174,44 @@ worker *running_worker(const char *what) {
   return the.current;
 }
 
+/* AddressSanitizer knows one stack a thread: told of each switch, it
+ * checks the workers' stacks as it does the scheduler's, instead of
+ * taking them for overflows of it. */
+void switching_stack(void **fake_stack, const void *to, size_t size) {
+#ifdef __SANITIZE_ADDRESS__
+  __sanitizer_start_switch_fiber(fake_stack, to, size);
+#else
+  (void)fake_stack, (void)to, (void)size;
+#endif
+}
+
+void switched_stack(void *fake_stack, const void **from, size_t *size) {
+#ifdef __SANITIZE_ADDRESS__
+  __sanitizer_finish_switch_fiber(fake_stack, from, size);
+#else
+  (void)fake_stack, (void)from, (void)size;
+#endif
+}
+
 /* back to the scheduler, until it resumes W */
 void pause_worker(worker *w) {
   the.current = NULL;
-  if (_setjmp(w->context) == 0) _longjmp(the.scheduler, 1);
+  if (_setjmp(w->context) == 0) {
+    switching_stack(&w->asan_fake_stack, the.scheduler_stack, the.scheduler_stack_size);
+    _longjmp(the.scheduler, 1);
+  }
+  switched_stack(w->asan_fake_stack, &the.scheduler_stack, &the.scheduler_stack_size);
 }
 
 void resume_worker(worker *w) {
   the.current = w;
   if (_setjmp(the.scheduler) == 0) {
+    switching_stack(&the.scheduler_asan_fake_stack, w->stack, STACK_BYTES);
     if (w->started) _longjmp(w->context, 1);
     w->started = true;
     setcontext(&w->start);
   }
+  switched_stack(the.scheduler_asan_fake_stack, NULL, NULL);
   the.current = NULL;
 }
 
@@ -212,6 +247,7 @@ void thread_returned(block_run *b, worker *w) {
 }
 
 void worker_main(void) {
+  switched_stack(NULL, &the.scheduler_stack, &the.scheduler_stack_size);
   worker *w = the.current;
   for (;;) {
     block_run *b = the.running;
@@ -231,6 +267,7 @@ void worker_main(void) {
 
 worker *new_worker(void) {
   worker *w = new worker();
+  the.workers.emplace_back(w);
   w->stack = guarded_pages(STACK_BYTES);
   w->state = IDLE;
   getcontext(&w->start);
@@ -238,7 +275,6 @@ worker *new_worker(void) {
   w->start.uc_stack.ss_size = STACK_BYTES;
   w->start.uc_link = NULL; /* worker_main never returns */
   makecontext(&w->start, worker_main, 0);
-  the.workers.push_back(w);
   return w;
 }
 
@@ -246,7 +282,7 @@ worker *new_worker(void) {
   fprintf(stderr, "cuda emulator: kernel %s, block (%u, %u, %u): a barrier that cannot complete;", b->kernel,
           b->index.x, b->index.y, b->index.z);
   int shown = 0;
-  for (const worker *w : the.workers) {
+  for (const auto &w : the.workers) {
     if (w->state != AT_BLOCK_BARRIER && w->state != AT_WARP_BARRIER) continue;
     if (shown++ < 8)
       fprintf(stderr, "%s thread (%u, %u, %u) at %s", shown > 1 ? "," : "", w->where.thread.x, w->where.thread.y,
