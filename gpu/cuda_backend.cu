@@ -69,6 +69,7 @@
 
 #include "gpu/attention.h"
 #include "gpu/check.h"
+#include "gpu/cublas_library.h"
 #include "gpu/cuda_backend.h"
 #include "gpu/kernels.h"
 #include "runtime/activations.h"
@@ -1092,6 +1093,7 @@ extern "C" struct backend *cuda_backend_create_with(const struct backend_spec *s
     snprintf(err, err_size, "no CUDA device: %s", e != cudaSuccess ? cudaGetErrorString(e) : "none found");
     return NULL;
   }
+  if (!cublas_library_load(err, err_size)) return NULL;
   size_t B = (size_t)spec->max_batch, T = (size_t)spec->max_seq, C = (size_t)cfg->width, H = (size_t)cfg->heads;
   size_t L = (size_t)cfg->layers, N = B * T;
   /* cuBLAS and the kernels count rows and columns in ints (elements in
