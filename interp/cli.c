@@ -22,6 +22,7 @@
 #include "interp/render_sarif.h"
 
 #ifdef HAVE_CUDA
+#include "gpu/cublas_library.h"
 #include "gpu/device.h"
 #endif
 
@@ -719,9 +720,12 @@ static int cmd_sample(int argc, char **argv, FILE *out, FILE *err) {
 static int cmd_version(FILE *out) {
   fprintf(out, "trainpipe %s\n", PACKAGE_VERSION);
 #ifdef HAVE_CUDA
-  char info[256];
+  char info[256], blas[512];
   cuda_describe(info, sizeof info);
-  fprintf(out, "backends: cpu, cuda (%s)\n", info);
+  if (cublas_library_load(blas, sizeof blas))
+    fprintf(out, "backends: cpu, cuda (%s)\n", info);
+  else
+    fprintf(out, "backends: cpu, cuda (%s; %s)\n", info, blas);
 #else
   fprintf(out, "backends: cpu\n");
 #endif
