@@ -185,7 +185,6 @@ extern "C" {
 /* gpu/cublas_library.h's loader: the functions below are linked in */
 bool cublas_library_load(char *, size_t) { return true; }
 
-
 cublasStatus_t cublasCreate_v2(cublasHandle_t *handle) {
   if (!handle) return CUBLAS_STATUS_INVALID_VALUE;
   cublasHandle_t h = new (std::nothrow) cublasContext;
