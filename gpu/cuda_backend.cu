@@ -200,6 +200,14 @@ struct epilogue {
 /* cuBLASLt's workspace, what NVIDIA suggests for Hopper. */
 #define LT_WORKSPACE_BYTES ((size_t)32 << 20)
 
+/* The largest power of two up to 256 that divides P's address: the
+ * alignment cuBLASLt's heuristic may count on. */
+static uint32_t alignment_of(const void *p) {
+  uint32_t a = 256;
+  while (a > 1 && (uintptr_t)p % a) a /= 2;
+  return a;
+}
+
 /* D [m, n] (column-major, ld ldd, of type DTYPE) = E(op(A) op(B)) from
  * bf16 A and B, with fp32 accumulation, through cuBLASLt; false, having
  * done nothing, when cuBLASLt has no algorithm for it (an epilogue it
@@ -208,6 +216,11 @@ struct epilogue {
 static bool lt_gemm(struct cuda_backend *b, cublasOperation_t ta, cublasOperation_t tb, int m, int n, int k,
                     const gpu_bf16 *A, int lda, const gpu_bf16 *B, int ldb, void *D, cudaDataType_t dtype, int ldd,
                     const struct epilogue *e) {
+  /* The heuristic is told the bias's and aux's addresses, but kernels
+   * picked for a bias under 16 bytes aligned have been seen to fault
+   * (pytorch/pytorch#194497): a fault would end the run, the plain path
+   * costs a pass. */
+  if ((e->bias && alignment_of(e->bias) < 16) || (e->aux && alignment_of(e->aux) < 16)) return false;
   cublasLtMatmulDesc_t desc;
   cublasLtMatrixLayout_t la, lb, ld;
   cublasLtMatmulPreference_t pref;
@@ -231,6 +244,18 @@ static bool lt_gemm(struct cuda_backend *b, cublasOperation_t ta, cublasOperatio
   size_t workspace = LT_WORKSPACE_BYTES;
   CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                     sizeof workspace));
+  /* The heuristic sees no operand's address and otherwise picks
+   * algorithms that assume 256-byte alignment, which a weight or an
+   * activation at an offset into params16 or memory16 need not have:
+   * cublasLtMatmul would then refuse it. C is D. */
+  const cublasLtMatmulPreferenceAttributes_t attrs[] = {
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+      CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+  const void *operands[] = {A, B, D, D};
+  for (int i = 0; i < 4; i++) {
+    uint32_t alignment = alignment_of(operands[i]);
+    CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attrs[i], &alignment, sizeof alignment));
+  }
   cublasLtMatmulHeuristicResult_t found;
   int count = 0;
   bool ok = cublasLtMatmulAlgoGetHeuristic(b->lt, desc, la, lb, ld, ld, pref, 1, &found, &count) ==

@@ -332,8 +332,15 @@ struct lt_layout {
   int64_t ld;
 };
 
+/* The alignments, in bytes, that the algorithms the heuristic picks may
+ * assume of A, B, C and D: the caller's promise, 256 unless it says less
+ * (CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_*_BYTES). */
+enum { LT_A, LT_B, LT_C, LT_D, LT_OPERANDS };
+const uint32_t LT_DEFAULT_ALIGNMENT = 256;
+
 struct lt_pref {
   uint64_t max_workspace;
+  uint32_t min_alignment[LT_OPERANDS];
 };
 
 lt_desc *desc_of(cublasLtMatmulDesc_t d) { return reinterpret_cast<lt_desc *>(d); }
@@ -454,6 +461,7 @@ cublasStatus_t cublasLtMatmulPreferenceCreate(cublasLtMatmulPreference_t *pref) 
   lt_pref *p = new (std::nothrow) lt_pref;
   if (!p) return CUBLAS_STATUS_ALLOC_FAILED;
   p->max_workspace = 0;
+  for (uint32_t &a : p->min_alignment) a = LT_DEFAULT_ALIGNMENT;
   *pref = reinterpret_cast<cublasLtMatmulPreference_t>(p);
   return CUBLAS_STATUS_SUCCESS;
 }
@@ -463,14 +471,21 @@ cublasStatus_t cublasLtMatmulPreferenceDestroy(cublasLtMatmulPreference_t pref) 
   return CUBLAS_STATUS_SUCCESS;
 }
 
-/* Only the workspace limit (uint64_t), which no emulated algorithm needs. */
+/* The workspace limit (uint64_t), which no emulated algorithm needs, and
+ * the operands' alignments (uint32_t). */
 cublasStatus_t cublasLtMatmulPreferenceSetAttribute(cublasLtMatmulPreference_t pref,
                                                     cublasLtMatmulPreferenceAttributes_t attr, const void *buf,
                                                     size_t sizeInBytes) {
   lt_pref *p = pref_of(pref);
   if (!p) return CUBLAS_STATUS_INVALID_VALUE;
-  if (attr == CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES) return set_attribute(&p->max_workspace, buf, sizeInBytes);
-  return CUBLAS_STATUS_INVALID_VALUE;
+  switch (attr) {
+  case CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES: return set_attribute(&p->max_workspace, buf, sizeInBytes);
+  case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES: return set_attribute(&p->min_alignment[LT_A], buf, sizeInBytes);
+  case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES: return set_attribute(&p->min_alignment[LT_B], buf, sizeInBytes);
+  case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES: return set_attribute(&p->min_alignment[LT_C], buf, sizeInBytes);
+  case CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES: return set_attribute(&p->min_alignment[LT_D], buf, sizeInBytes);
+  default: return CUBLAS_STATUS_INVALID_VALUE;
+  }
 }
 
 } // extern "C"
@@ -640,14 +655,17 @@ extern "C" {
 
 /* One algorithm, needing no workspace, for every matmul lt_check takes;
  * NOT_SUPPORTED with no algorithm otherwise. INVALID_VALUE for
- * requestedAlgoCount <= 0, as the header documents. */
+ * requestedAlgoCount <= 0, as the header documents. The heuristic sees
+ * no operand's address, so its algorithm may assume the alignments the
+ * preference gives (256 bytes unless it says less); the one it hands out
+ * keeps them, in algo.data[1 + LT_A..LT_D], for cublasLtMatmul to hold
+ * the pointers to, as the fastest algorithm a real heuristic picks would. */
 cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t operationDesc,
                                               cublasLtMatrixLayout_t Adesc, cublasLtMatrixLayout_t Bdesc,
                                               cublasLtMatrixLayout_t Cdesc, cublasLtMatrixLayout_t Ddesc,
                                               cublasLtMatmulPreference_t preference, int requestedAlgoCount,
                                               cublasLtMatmulHeuristicResult_t heuristicResultsArray[],
                                               int *returnAlgoCount) {
-  (void)preference; /* only the workspace limit, and no algorithm needs one */
   if (!lightHandle) return CUBLAS_STATUS_NOT_INITIALIZED;
   if (!returnAlgoCount || !heuristicResultsArray || requestedAlgoCount <= 0) return CUBLAS_STATUS_INVALID_VALUE;
   *returnAlgoCount = 0;
@@ -658,6 +676,8 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t lightHandle, cubl
   cublasLtMatmulHeuristicResult_t *r = &heuristicResultsArray[0];
   memset(r, 0, sizeof *r);
   r->algo.data[0] = ALGO_MAGIC;
+  const lt_pref *pref = pref_of(preference);
+  for (int i = 0; i < LT_OPERANDS; i++) r->algo.data[1 + i] = pref ? pref->min_alignment[i] : LT_DEFAULT_ALIGNMENT;
   r->workspaceSize = 0;
   r->state = CUBLAS_STATUS_SUCCESS;
   r->wavesCount = 1.0f;
@@ -670,7 +690,9 @@ cublasStatus_t cublasLtMatmulAlgoGetHeuristic(cublasLtHandle_t lightHandle, cubl
  * documentation makes an implicit heuristic query); the workspace is not
  * needed. NULL pointers the operation needs (alpha, beta, A, B, D, C when
  * beta is not 0, the bias of a bias epilogue, GELU's aux) are
- * INVALID_VALUE. */
+ * INVALID_VALUE. An operand less aligned than the heuristic's algorithm
+ * assumed is NOT_SUPPORTED, what cuBLASLt answers for such a pointer
+ * (which the caller avoids by giving the heuristic the alignments). */
 cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t computeDesc, const void *alpha,
                               const void *A, cublasLtMatrixLayout_t Adesc, const void *B,
                               cublasLtMatrixLayout_t Bdesc, const void *beta, const void *C,
@@ -692,6 +714,11 @@ cublasStatus_t cublasLtMatmul(cublasLtHandle_t lightHandle, cublasLtMatmulDesc_t
   if (!empty && (!D || (b != 0.0f && !C) || (p.k > 0 && (!A || !B)))) return CUBLAS_STATUS_INVALID_VALUE;
   if (bias_epilogue(p.epilogue) && !p.bias) return CUBLAS_STATUS_INVALID_VALUE;
   if (gelu_epilogue(p.epilogue) && !p.aux) return CUBLAS_STATUS_INVALID_VALUE;
+  const void *operands[LT_OPERANDS] = {A, B, C, D};
+  for (int i = 0; algo && !empty && i < LT_OPERANDS; i++) {
+    uint64_t assumed = algo->data[1 + i];
+    if (operands[i] && assumed > 1 && (uintptr_t)operands[i] % assumed != 0) return CUBLAS_STATUS_NOT_SUPPORTED;
+  }
   if (p.ab_type == CUDA_R_32F) return lt_run<float, float, float>(&p, a, A, B, b, C, D);
   if (p.d_type == CUDA_R_16BF) return lt_run<__nv_bfloat16, __nv_bfloat16, __nv_bfloat16>(&p, a, A, B, b, C, D);
   return lt_run<__nv_bfloat16, __nv_bfloat16, float>(&p, a, A, B, b, C, D);

@@ -316,6 +316,11 @@ struct lt_case {
   int64_t aux_ld;
 };
 
+/* The preference's alignments of A, B, C and D. */
+static const cublasLtMatmulPreferenceAttributes_t LT_ALIGNMENTS[4] = {
+    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES,
+    CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES};
+
 /* The descriptors and preference of an lt_case. */
 struct lt_setup {
   cublasLtMatmulDesc_t desc;
@@ -354,6 +359,12 @@ static void lt_setup_init(lt_setup *s, const lt_case *c) {
   EXPECT_STATUS(cublasLtMatmulPreferenceSetAttribute(s->pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &workspace,
                                                      sizeof workspace),
                 CUBLAS_STATUS_SUCCESS);
+  /* The cases' arrays are the host's, aligned to their elements only
+   * (test_lt_alignment holds the heuristic to these). */
+  for (cublasLtMatmulPreferenceAttributes_t attr : LT_ALIGNMENTS) {
+    uint32_t any = 2;
+    EXPECT_STATUS(cublasLtMatmulPreferenceSetAttribute(s->pref, attr, &any, sizeof any), CUBLAS_STATUS_SUCCESS);
+  }
 }
 
 static void lt_setup_free(lt_setup *s) {
@@ -543,6 +554,59 @@ static void test_lt_rounding(cublasLtHandle_t lt) {
   CHECK(differ > 0, "GELU_AUX_BIAS exact: no row tells gelu(x) from gelu(bf16 x), so the test shows nothing");
 }
 
+/* The heuristic picks algorithms for the alignments its preference
+ * promises, 256 bytes unless it says less, and cublasLtMatmul refuses
+ * (NOT_SUPPORTED) an operand less aligned than its algorithm assumed:
+ * each of A, B, C and D in turn moved 64 bytes off 256, under the
+ * default preference, then under one that promises 64, then 128. */
+static void test_lt_alignment(cublasLtHandle_t lt) {
+  const int m = 32, n = 4, k = 32;
+  unsigned char *base[4];
+  for (unsigned char *&p : base) {
+    p = (unsigned char *)aligned_alloc(256, 4096);
+    if (!p) exit(1);
+    memset(p, 0, 4096);
+  }
+  lt_case c = {CUBLAS_OP_T, CUBLAS_OP_N, m, n, k, k, k, m, CUDA_R_32F, CUBLASLT_EPILOGUE_DEFAULT, NULL, NULL, 0};
+  const char *names[4] = {"A", "B", "C", "D"};
+  const float one = 1.0f, zero = 0.0f;
+  for (int off = 0; off < 4; off++) {
+    const void *at[4] = {base[0], base[1], base[2], base[2]};
+    void *d = base[2];
+    if (off == 3) d = base[3] + 64, at[3] = d, at[2] = base[2];
+    else at[off] = base[off] + 64;
+    const uint32_t promises[3] = {0, 64, 128}; /* 0: the default */
+    const cublasStatus_t want[3] = {CUBLAS_STATUS_NOT_SUPPORTED, CUBLAS_STATUS_SUCCESS, CUBLAS_STATUS_NOT_SUPPORTED};
+    for (int p = 0; p < 3; p++) {
+      lt_setup s;
+      lt_setup_init(&s, &c);
+      uint32_t full = 256;
+      for (cublasLtMatmulPreferenceAttributes_t attr : LT_ALIGNMENTS)
+        EXPECT_STATUS(cublasLtMatmulPreferenceSetAttribute(s.pref, attr, &full, sizeof full), CUBLAS_STATUS_SUCCESS);
+      if (promises[p])
+        EXPECT_STATUS(
+            cublasLtMatmulPreferenceSetAttribute(s.pref, LT_ALIGNMENTS[off], &promises[p], sizeof promises[p]),
+            CUBLAS_STATUS_SUCCESS);
+      cublasLtMatmulHeuristicResult_t found;
+      int count;
+      EXPECT_STATUS(lt_heuristic(lt, &s, &found, &count), CUBLAS_STATUS_SUCCESS);
+      cublasStatus_t st = cublasLtMatmul(lt, s.desc, &one, at[0], s.la, at[1], s.lb, &zero, at[2], s.ld, d, s.ld,
+                                         &found.algo, NULL, 0, NULL);
+      CHECK(st == want[p], "%s 64 bytes off 256, preference %u: %s, want %s", names[off], promises[p],
+            cublasGetStatusName(st), cublasGetStatusName(want[p]));
+      lt_setup_free(&s);
+    }
+  }
+  uint16_t narrow = 16;
+  lt_setup s;
+  lt_setup_init(&s, &c);
+  EXPECT_STATUS(
+      cublasLtMatmulPreferenceSetAttribute(s.pref, CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, &narrow, sizeof narrow),
+      CUBLAS_STATUS_INVALID_VALUE);
+  lt_setup_free(&s);
+  for (unsigned char *p : base) free(p);
+}
+
 /* What the heuristic and the setters refuse. */
 static void test_lt_refusals(cublasLtHandle_t lt) {
   const int m = 16, n = 3, k = 5;
@@ -658,6 +722,7 @@ int main(void) {
                      b16 ? "DGELU_BGRAD TT bf16" : "DGELU_BGRAD TT fp32");
   }
   test_lt_rounding(lt);
+  test_lt_alignment(lt);
   test_lt_refusals(lt);
   EXPECT_STATUS(cublasLtDestroy(lt), CUBLAS_STATUS_SUCCESS);
 
