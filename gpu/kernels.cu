@@ -34,6 +34,7 @@
 
 #include "gpu/bf16.h"
 #include "gpu/warp.h"
+#include "runtime/adamw_element.h"
 
 /* Threads per block of the elementwise and row kernels. */
 #define BLOCK 256
@@ -851,34 +852,20 @@ extern "C" int gpu_sum_squares(gpu_stream s, double *out, const float *x, size_t
 }
 
 /* ------------------------------------------------------------------------
- * AdamW, as cpu_kernels.c's adamw_update: decoupled weight decay, g scaled
- * by grad_scale first, bias corrections 1 - beta^t computed once on the
- * host in double and passed in as floats, exactly as the CPU rounds them. */
+ * AdamW: runtime/adamw_element.h's update, one thread a parameter. */
 
-__global__ static void adamw_kernel(float *params, const float *grads, float *m, float *v, size_t n, float lr,
-                                    float beta1, float beta2, float eps, float weight_decay, float grad_scale, float c1,
-                                    float c2) {
+__global__ static void adamw_kernel(float *params, const float *grads, float *m, float *v, size_t n,
+                                    struct adamw_constants k) {
   size_t i = (size_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (i >= n) return;
-  float g = grads[i] * grad_scale;
-  float mi = beta1 * m[i] + (1.0f - beta1) * g;
-  float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-  m[i] = mi;
-  v[i] = vi;
-  float mhat = mi / c1;
-  float vhat = vi / c2;
-  float p = params[i];
-  params[i] = p - lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * p);
+  if (i < n) adamw_element(&params[i], &m[i], &v[i], grads[i], k);
 }
 
 extern "C" int gpu_adamw_update(gpu_stream s, float *params, const float *grads, float *m, float *v, size_t n,
                                 float lr, float beta1, float beta2, float eps, float weight_decay, float grad_scale,
                                 int t) {
   if (n == 0) return 0;
-  float c1 = (float)(1.0 - pow(beta1, t));
-  float c2 = (float)(1.0 - pow(beta2, t));
-  adamw_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(params, grads, m, v, n, lr, beta1, beta2, eps,
-                                                                 weight_decay, grad_scale, c1, c2);
+  struct adamw_constants k = adamw_constants_at(lr, beta1, beta2, eps, weight_decay, grad_scale, t);
+  adamw_kernel<<<blocks_for(n, BLOCK), BLOCK, 0, as_stream(s)>>>(params, grads, m, v, n, k);
   return (int)cudaGetLastError();
 }
 

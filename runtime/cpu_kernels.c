@@ -22,6 +22,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "runtime/adamw_element.h"
+
 /* Columns per task in the column-split reductions: 16 floats span one
  * cache line, so neighbouring tasks rarely write the same line, and C = 768
  * still gives 48 tasks. */
@@ -550,22 +552,8 @@ double sum_squares(const float *x, size_t n) {
 
 void adamw_update(float *params, const float *grads, float *m, float *v, size_t n, float lr, float beta1, float beta2,
                   float eps, float weight_decay, float grad_scale, int t) {
-  /* In double: 1 - beta2^t is small in the first steps and powf would lose
-   * digits of it. */
-  float c1 = (float)(1.0 - pow(beta1, t));
-  float c2 = (float)(1.0 - pow(beta2, t));
+  struct adamw_constants k = adamw_constants_at(lr, beta1, beta2, eps, weight_decay, grad_scale, t);
   /* simd: the update is memory-bound and every element is independent */
 #pragma omp parallel for simd
-  for (size_t i = 0; i < n; i++) {
-    float g = grads[i] * grad_scale;
-    float mi = beta1 * m[i] + (1.0f - beta1) * g;
-    float vi = beta2 * v[i] + (1.0f - beta2) * g * g;
-    m[i] = mi;
-    v[i] = vi;
-    float mhat = mi / c1;
-    float vhat = vi / c2;
-    /* Decoupled decay: it shrinks the weight itself, outside the adaptive
-     * scaling that an L2 term in the gradient would go through. */
-    params[i] -= lr * (mhat / (sqrtf(vhat) + eps) + weight_decay * params[i]);
-  }
+  for (size_t i = 0; i < n; i++) adamw_element(&params[i], &m[i], &v[i], grads[i], k);
 }
