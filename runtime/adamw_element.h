@@ -1,8 +1,7 @@
 /* One parameter's AdamW update (Loshchilov and Hutter: decoupled weight
  * decay), the formula behind cpu_kernels.h's adamw_update and the CUDA
  * backend's gpu_adamw_update: one definition, so that the two backends
- * cannot drift apart, and a resumed run on either device continues the
- * other's moments. C, and C++ for nvcc, where it is also device code. */
+ * cannot drift apart. C, and C++ for nvcc, where it is also device code. */
 #ifndef TRAINPIPE_ADAMW_ELEMENT_H
 #define TRAINPIPE_ADAMW_ELEMENT_H
 

@@ -571,10 +571,8 @@ static void test_lt_alignment(cublasLtHandle_t lt) {
   const char *names[4] = {"A", "B", "C", "D"};
   const float one = 1.0f, zero = 0.0f;
   for (int off = 0; off < 4; off++) {
-    const void *at[4] = {base[0], base[1], base[2], base[2]};
-    void *d = base[2];
-    if (off == 3) d = base[3] + 64, at[3] = d, at[2] = base[2];
-    else at[off] = base[off] + 64;
+    unsigned char *at[4] = {base[0], base[1], base[2], base[3]}; /* A, B, C, D; C and D apart */
+    at[off] += 64;
     const uint32_t promises[3] = {0, 64, 128}; /* 0: the default */
     const cublasStatus_t want[3] = {CUBLAS_STATUS_NOT_SUPPORTED, CUBLAS_STATUS_SUCCESS, CUBLAS_STATUS_NOT_SUPPORTED};
     for (int p = 0; p < 3; p++) {
@@ -590,7 +588,7 @@ static void test_lt_alignment(cublasLtHandle_t lt) {
       cublasLtMatmulHeuristicResult_t found;
       int count;
       EXPECT_STATUS(lt_heuristic(lt, &s, &found, &count), CUBLAS_STATUS_SUCCESS);
-      cublasStatus_t st = cublasLtMatmul(lt, s.desc, &one, at[0], s.la, at[1], s.lb, &zero, at[2], s.ld, d, s.ld,
+      cublasStatus_t st = cublasLtMatmul(lt, s.desc, &one, at[0], s.la, at[1], s.lb, &zero, at[2], s.ld, at[3], s.ld,
                                          &found.algo, NULL, 0, NULL);
       CHECK(st == want[p], "%s 64 bytes off 256, preference %u: %s, want %s", names[off], promises[p],
             cublasGetStatusName(st), cublasGetStatusName(want[p]));
